@@ -1,0 +1,142 @@
+"""Drives native ``nn_handler`` callbacks from Lightning's hooks."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightning as L
+import torch
+
+from nn_handler.callbacks.base import HOOKS, Callback
+
+from .batches import batch_size_of
+
+__all__ = ["NativeCallbackBridge", "overridden_hooks"]
+
+
+def overridden_hooks(callback: Callback) -> set[str]:
+    """The native hooks ``callback``'s class overrides."""
+    cls = type(callback)
+    return {h for h in HOOKS if getattr(cls, h, None) is not getattr(Callback, h)}
+
+
+def _as_float(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        return float(value.detach().float().mean())
+    return float(value)
+
+
+def _first(batch: Any) -> Any:
+    if isinstance(batch, (list, tuple)) and batch:
+        return batch[0]
+    return batch
+
+
+class NativeCallbackBridge(L.Callback):
+    """One Lightning callback that calls every native callback's overridden hooks.
+
+    Batch ``logs`` are built only when some callback overrides that batch hook, so callbacks that
+    only use epoch hooks add no per-batch cost (and no host sync). A native callback that raises is
+    reported with its class and hook, and training goes on, as in the original NNHandler. Setting
+    ``handler._stop_training = True`` stops every rank after the current epoch.
+
+    Args:
+        callbacks: the native callbacks, in call order.
+        handler: the object whose ``_stop_training`` flag and ``logger`` the callbacks use.
+    """
+
+    def __init__(self, callbacks: list[Callback], handler: Any):
+        self.callbacks = list(callbacks)
+        self.handler = handler
+        self._by_hook = {h: [c for c in self.callbacks if h in overridden_hooks(c)] for h in HOOKS}
+        self._start_epoch = 0
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self._by_hook[hook]:
+            try:
+                getattr(cb, hook)(*args)
+            except Exception as err:  # noqa: BLE001 - reported, training goes on by design
+                message = f"Callback {type(cb).__name__}.{hook} raised {type(err).__name__}: {err}"
+                logger = getattr(self.handler, "logger", None)
+                if logger is not None:
+                    logger.error(message, exc_info=True)
+                warnings.warn(message + " (training continues)", RuntimeWarning, stacklevel=2)
+
+    def _world(self, trainer: L.Trainer) -> int:
+        return int(trainer.world_size)
+
+    # ------------------------------------------------------------------ fit
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._start_epoch = trainer.current_epoch
+        if self.handler is not None:
+            self.handler._stop_training = False
+        self._call(
+            "on_train_begin",
+            {
+                "start_epoch": self._start_epoch,
+                "total_epochs": trainer.max_epochs,
+                "world_size": self._world(trainer),
+            },
+        )
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        logs = dict(pl_module.epoch_logs)
+        logs["final_epoch"] = int(logs.get("epoch", trainer.current_epoch))
+        logs["world_size"] = self._world(trainer)
+        self._call("on_train_end", logs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        epoch = trainer.current_epoch
+        self._call("on_epoch_begin", epoch, {"epoch": epoch + 1})
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._call("on_epoch_end", trainer.current_epoch, pl_module.epoch_logs)
+        stop = bool(getattr(self.handler, "_stop_training", False))
+        stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            trainer.should_stop = True
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._by_hook["on_train_batch_begin"]:
+            size = batch_size_of(_first(batch))
+            self._call("on_train_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._by_hook["on_train_batch_end"]:
+            logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
+            logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})
+            self._call("on_train_batch_end", batch_idx, logs)
+
+    # ----------------------------------------------------------- validation
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self._call("on_val_begin", {"epoch": trainer.current_epoch + 1})
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            logs = {"epoch": trainer.current_epoch + 1}
+            logs.update(pl_module.epoch_logs)
+            self._call("on_val_end", logs)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if self._by_hook["on_val_batch_begin"] and not trainer.sanity_checking:
+            size = batch_size_of(_first(batch))
+            self._call("on_val_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
+
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        if self._by_hook["on_val_batch_end"] and not trainer.sanity_checking:
+            logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
+            logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})
+            self._call("on_val_batch_end", batch_idx, logs)
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "callback_classes": [type(c).__name__ for c in self.callbacks],
+            "callback_states": [c.state_dict() for c in self.callbacks],
+        }
+
+

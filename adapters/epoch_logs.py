@@ -1,0 +1,83 @@
+"""Builds the epoch ``logs`` dict, records history and steps the scheduler, once per epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+
+__all__ = ["EpochLogs", "lr_logs"]
+
+
+def lr_logs(optimizer: Any) -> dict[str, float]:
+    """``lr`` (first parameter group) and ``lr_group_<i>`` for every group."""
+    if optimizer is None:
+        return {}
+    groups = optimizer.param_groups
+    out = {"lr": float(groups[0]["lr"])}
+    for i, group in enumerate(groups):
+        out[f"lr_group_{i}"] = float(group["lr"])
+    return out
+
+
+class EpochLogs(L.Callback):
+    """First callback of every run: turns the module's device-side sums into epoch ``logs``.
+
+    Validation values are reduced at the end of validation (so Lightning callbacks monitoring
+    ``val_loss`` see them), training values at the end of the training epoch. Then the epoch is
+    appended to the history, the scheduler is stepped (after the logs record the epoch's lr), and
+    the values are logged once to Lightning so its callbacks and loggers can read them.
+    """
+
+    def __init__(self) -> None:
+        self._t0 = 0.0
+        self._val: dict[str, float] | None = None
+        self._lr: dict[str, float] = {}
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        pl_module.reset_stage("train")
+        self._val = None
+        self._lr = lr_logs(pl_module.optimizer)
+        self._t0 = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        pl_module.reset_stage("val")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        values = pl_module.reduce_stage("val")
+        self._val = {f"val_{k}": v for k, v in values.items()}
+        pl_module.epoch_logs = dict(self._val)
+        _log(pl_module, self._val)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        pl_module.reset_stage("val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        values = pl_module.reduce_stage("val")
+        _log(pl_module, {f"test_{k}": v for k, v in values.items()})
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        logs: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
+        logs.update(pl_module.reduce_stage("train"))
+        if self._val is not None:
+            logs.update(self._val)
+        else:
+            logs["val_loss"] = math.nan
+            for name in pl_module.metric_names:
+                logs[f"val_{name}"] = math.nan
+        logs["epoch_time"] = time.perf_counter() - self._t0
+        logs.update(self._lr)
+        pl_module.history.record(logs, pl_module.metric_names)
+        pl_module.epoch_logs = logs
+        pl_module.step_scheduler(logs)
+        _log(pl_module, {k: v for k, v in logs.items() if k != "epoch" and not k.startswith("val_")})
+
+
+def _log(pl_module: Any, values: dict[str, Any]) -> None:
+    finite = {k: float(v) for k, v in values.items() if not math.isnan(float(v))}
+    if finite:
+        pl_module.log_dict(finite, on_step=False, on_epoch=True, sync_dist=False)

@@ -1,0 +1,64 @@
+"""Device-side running sums for one epoch stage, reduced across ranks once per epoch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["EpochStats"]
+
+Reducer = Callable[[torch.Tensor], torch.Tensor]
+
+
+class EpochStats:
+    """Sample-weighted loss and batch-averaged plain metrics, accumulated without host syncs.
+
+    Losses are summed as ``loss * batch_size`` on the loss's device; the sample count is a Python
+    int (known on the host). Plain metrics are averaged over batches, as the original does.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._count = 0
+        self._metric_sums: dict[str, torch.Tensor | float] = {}
+        self._metric_counts: dict[str, int] = {}
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def add_loss(self, loss: torch.Tensor, n: int) -> None:
+        self._loss_sum = self._loss_sum + loss.detach().to(torch.float64) * n
+        self._count += n
+
+    def add_metric(self, name: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().to(torch.float64).reshape(-1).mean()
+        else:
+            value = float(value)
+        self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
+        self._metric_counts[name] = self._metric_counts.get(name, 0) + 1
+
+    def reduce(self, device: torch.device, all_reduce: Reducer | None = None) -> dict[str, float]:
+        """Return ``{"loss": mean, name: mean, ...}`` over all ranks with one collective."""
+        names = list(self._metric_sums)
+        parts = [self._loss_sum, float(self._count)]
+        for name in names:
+            parts += [self._metric_sums[name], float(self._metric_counts[name])]
+        packed = torch.stack(
+            [torch.as_tensor(p, dtype=torch.float64).to(device).reshape(()) for p in parts]
+        )
+        if all_reduce is not None:
+            packed = all_reduce(packed)
+        values = packed.tolist()
+        out = {"loss": values[0] / values[1] if values[1] else math.nan}
+        for i, name in enumerate(names):
+            total, count = values[2 + 2 * i], values[3 + 2 * i]
+            out[name] = total / count if count else math.nan
+        return out

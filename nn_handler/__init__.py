@@ -1,0 +1,17 @@
+"""nn_handler: a drop-in NNHandler training API for PyTorch, running on PyTorch Lightning."""
+
+from ._version import __version__
+from .callbacks import *  # noqa: F403 - every callback is public at the top level
+from .callbacks import __all__ as _callbacks_all
+from .enums import LoggingMode, ModelType
+from .handler import NNHandler
+from .sampler import Sampler
+
+__all__ = [
+    "NNHandler",
+    "Sampler",
+    "ModelType",
+    "LoggingMode",
+    "__version__",
+    *_callbacks_all,
+]

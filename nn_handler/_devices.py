@@ -1,0 +1,53 @@
+"""Device resolution and moving batches to a device."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+
+__all__ = ["resolve_device", "to_device"]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Return a ``torch.device``; CUDA asked for on a machine without it falls back to CPU.
+
+    The fall-back is warned, not silent, so a script written on a GPU machine still runs on a
+    laptop.
+    """
+    if device is None:
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"Invalid device {device!r}; use 'cpu', 'cuda', 'cuda:N' or a torch.device."
+        ) from err
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            warnings.warn(
+                f"device={str(device)!r} was requested but CUDA is not available; using the CPU.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return torch.device("cpu")
+        index = resolved.index if resolved.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) exist."
+            )
+        return torch.device("cuda", index)
+    return resolved
+
+
+def to_device(data: Any, device: torch.device) -> Any:
+    """Move tensors inside nested lists, tuples and dicts to ``device``."""
+    if isinstance(data, torch.Tensor):
+        return data.to(device, non_blocking=True)
+    if isinstance(data, (list, tuple)):
+        moved = [to_device(x, device) for x in data]
+        return type(data)(moved) if isinstance(data, list) else tuple(moved)
+    if isinstance(data, dict):
+        return {k: to_device(v, device) for k, v in data.items()}
+    return data

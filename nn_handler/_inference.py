@@ -1,0 +1,58 @@
+"""Inference with a handler's model: ``predict`` over a loader."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ._devices import to_device
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .handler import NNHandler
+
+__all__ = ["predict", "inference_model"]
+
+
+def inference_model(handler: NNHandler, apply_ema: bool) -> torch.nn.Module:
+    """The EMA weights when asked for and available, else the trained model."""
+    if apply_ema and handler._ema is not None:
+        return handler._ema.module
+    return handler.model
+
+
+def _to_cpu(data: Any) -> Any:
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu()
+    if isinstance(data, (list, tuple)):
+        return type(data)(_to_cpu(x) for x in data)
+    if isinstance(data, dict):
+        return {k: _to_cpu(v) for k, v in data.items()}
+    return data
+
+
+def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> list[Any]:
+    """Run the model in eval mode without gradients over ``data_loader``; outputs on the CPU."""
+    from .adapters.batches import BatchReader
+    from .adapters.module import predict_outputs
+
+    if isinstance(data_loader, Dataset) and not isinstance(data_loader, DataLoader):
+        data_loader = DataLoader(data_loader, batch_size=256)
+    if not hasattr(data_loader, "__iter__"):
+        raise TypeError(
+            f"predict expects a DataLoader (or a Dataset), got {type(data_loader).__name__}."
+        )
+    model = inference_model(handler, apply_ema)
+    reader = BatchReader(handler._model_type, handler._module)
+    was_training = model.training
+    model.eval()
+    outputs = []
+    try:
+        with torch.no_grad():
+            for batch in data_loader:
+                batch = to_device(batch, handler._device)
+                outputs.append(_to_cpu(predict_outputs(reader, model, batch)))
+    finally:
+        model.train(was_training)
+    return outputs

@@ -1,0 +1,76 @@
+"""The native callback base class."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nn_handler.handler import NNHandler
+
+__all__ = ["Callback", "HOOKS"]
+
+HOOKS = (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_val_begin",
+    "on_val_end",
+    "on_val_batch_begin",
+    "on_val_batch_end",
+)
+
+
+class Callback:
+    """Base class for hooks into ``NNHandler.train``.
+
+    Override only the hooks you need: hooks left as defined here are never called, so they cost
+    nothing per batch. ``epoch`` arguments are 0-based; ``logs["epoch"]`` is 1-based. Set
+    ``self.handler._stop_training = True`` to stop after the current epoch.
+    """
+
+    def __init__(self) -> None:
+        self.handler: NNHandler | None = None
+
+    def set_handler(self, handler: NNHandler) -> None:
+        """Bind this callback to ``handler`` (done by ``NNHandler.add_callback``)."""
+        self.handler = handler
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Called once when ``train()`` starts (``start_epoch``, ``total_epochs``, ``world_size``)."""
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Called once when ``train()`` ends (the last epoch's logs, ``final_epoch``, ...)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of every epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of every epoch with the epoch logs."""
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called before each training batch (``batch``, ``size``)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called after each training batch (adds the batch ``loss`` and metrics)."""
+
+    def on_val_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Called before validation."""
+
+    def on_val_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Called after validation with ``val_loss`` and ``val_<metric>``."""
+
+    def on_val_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called before each validation batch."""
+
+    def on_val_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called after each validation batch (adds ``val_loss`` and metrics)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """State saved with the handler checkpoint."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

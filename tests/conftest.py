@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny models and synthetic data, and a clean working directory per test."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))  # test helper modules (models.py) importable by path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cwd(tmp_path, monkeypatch):
+    """Every test runs in its own empty directory: files it writes never collide."""
+    monkeypatch.chdir(tmp_path)
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
+        monkeypatch.delenv(key, raising=False)
+    yield
+
+
+@pytest.fixture
+def cls_data():
+    """A learnable 3-class problem: 192 samples, 8 features."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(192, 8, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    return TensorDataset(x, y)
+
+
+@pytest.fixture
+def reg_data():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(160, 8, generator=g)
+    w = torch.arange(8, dtype=torch.float32).unsqueeze(1) / 8
+    return TensorDataset(x, x @ w + 0.01 * torch.randn(160, 1, generator=g))
