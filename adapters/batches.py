@@ -68,7 +68,8 @@ class BatchReader:
         if self.model_type in (ModelType.CLASSIFICATION, ModelType.REGRESSION):
             if not is_seq or len(batch) < 2:
                 raise ValueError(
-                    f"A {self.model_type.value} batch must be a sequence (inputs, targets, *extra); "
+                    f"A {self.model_type.value} batch must be a sequence "
+                    "(inputs, targets, *extra); "
                     f"got {type(batch).__name__}"
                     + (f" of length {len(batch)}" if is_seq else "")
                     + ". Use a dataset that returns (x, y) pairs, e.g. TensorDataset(x, y), or "

@@ -11,8 +11,14 @@ import torch
 from nn_handler.callbacks.base import HOOKS, Callback
 
 from .batches import batch_size_of
+from .epoch_logs import EpochLogs
 
-__all__ = ["NativeCallbackBridge", "overridden_hooks"]
+__all__ = [
+    "NativeCallbackBridge",
+    "lightning_loggers",
+    "overridden_hooks",
+    "restore_callback_states",
+]
 
 
 def overridden_hooks(callback: Callback) -> set[str]:
@@ -51,17 +57,29 @@ class NativeCallbackBridge(L.Callback):
         self.handler = handler
         self._by_hook = {h: [c for c in self.callbacks if h in overridden_hooks(c)] for h in HOOKS}
         self._start_epoch = 0
+        self._failures: dict[tuple[int, str], int] = {}
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self._by_hook[hook]:
             try:
                 getattr(cb, hook)(*args)
             except Exception as err:  # noqa: BLE001 - reported, training goes on by design
-                message = f"Callback {type(cb).__name__}.{hook} raised {type(err).__name__}: {err}"
-                logger = getattr(self.handler, "logger", None)
-                if logger is not None:
-                    logger.error(message, exc_info=True)
-                warnings.warn(message + " (training continues)", RuntimeWarning, stacklevel=2)
+                self._report(cb, hook, err)
+
+    def _report(self, cb: Callback, hook: str, err: Exception) -> None:
+        """Log every failure; warn once per callback and hook (batch hooks could flood)."""
+        message = f"Callback {type(cb).__name__}.{hook} raised {type(err).__name__}: {err}"
+        logger = getattr(self.handler, "logger", None)
+        if logger is not None:
+            logger.error(message, exc_info=True)
+        key = (id(cb), hook)
+        self._failures[key] = self._failures.get(key, 0) + 1
+        if self._failures[key] == 1:
+            warnings.warn(
+                message + " (training continues; further errors of this hook are only logged)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def _world(self, trainer: L.Trainer) -> int:
         return int(trainer.world_size)
@@ -88,7 +106,14 @@ class NativeCallbackBridge(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         epoch = trainer.current_epoch
+        if not self._by_hook["on_epoch_begin"]:
+            return
         self._call("on_epoch_begin", epoch, {"epoch": epoch + 1})
+        # A callback may have just set the learning rate (ParamScheduler): the epoch logs must
+        # report the rate this epoch really uses.
+        for cb in trainer.callbacks:
+            if isinstance(cb, EpochLogs):
+                cb.refresh_lr(getattr(pl_module, "optimizer", None))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._call("on_epoch_end", trainer.current_epoch, pl_module.epoch_logs)
@@ -139,4 +164,60 @@ class NativeCallbackBridge(L.Callback):
             "callback_states": [c.state_dict() for c in self.callbacks],
         }
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore native callback states by class name (a Lightning checkpoint resume)."""
+        restore_callback_states(
+            self.callbacks,
+            state_dict.get("callback_classes", []),
+            state_dict.get("callback_states", []),
+        )
 
+
+def restore_callback_states(
+    callbacks: list[Callback], classes: list[str], states: list[dict[str, Any]]
+) -> None:
+    """Give each saved state to the callback of the same class name, in order.
+
+    The n-th saved state of a class goes to the n-th callback of that class. A saved state with
+    no matching callback is skipped with a warning naming it.
+    """
+    pending: dict[str, list[Callback]] = {}
+    for cb in callbacks:
+        pending.setdefault(type(cb).__name__, []).append(cb)
+    for name, state in zip(classes, states):
+        targets = pending.get(name)
+        if not targets:
+            warnings.warn(
+                f"A saved state of callback {name!r} has no matching callback on this handler; "
+                "it is ignored (add the callback before loading to restore it).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        targets.pop(0).load_state_dict(state)
+
+
+def lightning_loggers(callbacks: list[Any], root_dir: str) -> list[Any]:
+    """The Lightning loggers a ``train()`` Trainer gets.
+
+    Native callbacks with a ``lightning_logger()`` method (the TensorBoard logger) contribute
+    theirs. Without any, a Lightning callback that cannot run without a logger
+    (``LearningRateMonitor``, ``DeviceStatsMonitor``) gets Lightning's default TensorBoard logger
+    in ``root_dir/lightning_logs``, as a plain ``lightning.Trainer`` would.
+    """
+    loggers = []
+    for cb in callbacks:
+        make = getattr(cb, "lightning_logger", None)
+        if isinstance(cb, Callback) and callable(make):
+            logger = make()
+            if logger is not None:
+                loggers.append(logger)
+    from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor
+
+    # Lightning callbacks that refuse to run on a Trainer without a logger.
+    needs_one = (LearningRateMonitor, DeviceStatsMonitor)
+    if not loggers and any(isinstance(cb, needs_one) for cb in callbacks):
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=root_dir))
+    return loggers

@@ -39,8 +39,12 @@ class EpochLogs(L.Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         pl_module.reset_stage("train")
         self._val = None
-        self._lr = lr_logs(pl_module.optimizer)
+        self.refresh_lr(pl_module.optimizer)
         self._t0 = time.perf_counter()
+
+    def refresh_lr(self, optimizer: Any) -> None:
+        """Record the learning rates the epoch trains with (again, if a callback changed them)."""
+        self._lr = lr_logs(optimizer)
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         pl_module.reset_stage("val")
@@ -74,7 +78,9 @@ class EpochLogs(L.Callback):
         pl_module.history.record(logs, pl_module.metric_names)
         pl_module.epoch_logs = logs
         pl_module.step_scheduler(logs)
-        _log(pl_module, {k: v for k, v in logs.items() if k != "epoch" and not k.startswith("val_")})
+        _log(
+            pl_module, {k: v for k, v in logs.items() if k != "epoch" and not k.startswith("val_")}
+        )
 
 
 def _log(pl_module: Any, values: dict[str, Any]) -> None:

@@ -129,6 +129,11 @@ class HandlerModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         inputs, targets, outputs, loss = self._compute(batch, training=True)
+        if not loss.requires_grad:
+            raise RuntimeError(
+                "The training loss does not require grad: every parameter it depends on is "
+                "frozen (or the loss was computed without autograd). Unfreeze some parameters."
+            )
         if not bool(torch.isfinite(loss.detach())):
             if not self._nonfinite_warned:
                 self._nonfinite_warned = True

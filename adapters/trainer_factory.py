@@ -52,7 +52,9 @@ def check_trainer_kwargs(kwargs: dict[str, Any]) -> None:
         if key not in accepted:
             close = difflib.get_close_matches(key, accepted, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise TypeError(f"trainer_kwargs has {key!r}, which lightning.Trainer does not take.{hint}")
+            raise TypeError(
+                f"trainer_kwargs has {key!r}, which lightning.Trainer does not take.{hint}"
+            )
 
 
 def accelerator_for(device: torch.device) -> tuple[str, Any]:
@@ -81,8 +83,7 @@ def trainer_arguments(
             precision = "16-mixed"
         else:
             warnings.warn(
-                "use_amp=True needs a CUDA device; training in full precision on "
-                f"{device.type}.",
+                f"use_amp=True needs a CUDA device; training in full precision on {device.type}.",
                 UserWarning,
                 stacklevel=3,
             )
@@ -132,3 +133,8 @@ def continue_from(trainer: L.Trainer, epochs_done: int, steps_done: int) -> None
     step.total.ready = step.total.completed = steps_done
     zero_grad = loop.automatic_optimization.optim_progress.optimizer.zero_grad
     zero_grad.total.ready = zero_grad.total.started = zero_grad.total.completed = steps_done
+    if epochs_done > 0:
+        # As after a checkpoint restore: the train iterator created at fit start serves the first
+        # epoch. Otherwise Lightning creates it twice, drawing one more seed from the global RNG
+        # than a single long run does, and train(2) + train(2) would differ from train(4).
+        trainer.fit_loop._resuming_from_checkpoint = True

@@ -4,14 +4,22 @@ from ._version import __version__
 from .callbacks import *  # noqa: F403 - every callback is public at the top level
 from .callbacks import __all__ as _callbacks_all
 from .enums import LoggingMode, ModelType
+from .generative import VESDE, VPSDE, denoising_score_matching
 from .handler import NNHandler
 from .sampler import Sampler
+from .utils import initialize_ddp, on_rank, parallelize_on_gpus
 
 __all__ = [
     "NNHandler",
     "Sampler",
     "ModelType",
     "LoggingMode",
+    "initialize_ddp",
+    "on_rank",
+    "parallelize_on_gpus",
+    "VESDE",
+    "VPSDE",
+    "denoising_score_matching",
     "__version__",
     *_callbacks_all,
 ]

@@ -43,6 +43,12 @@ def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> lis
         raise TypeError(
             f"predict expects a DataLoader (or a Dataset), got {type(data_loader).__name__}."
         )
+    sharded = handler._distributed and _process_group_ready()
+    if sharded:
+        from .utils._ordered_gather import batch_sizes, gather_predictions, shard_for_predict
+
+        sizes = batch_sizes(data_loader, len(data_loader.dataset))
+        data_loader = shard_for_predict(data_loader, handler._world_size, handler._rank)
     model = inference_model(handler, apply_ema)
     reader = BatchReader(handler._model_type, handler._module)
     was_training = model.training
@@ -55,4 +61,13 @@ def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> lis
                 outputs.append(_to_cpu(predict_outputs(reader, model, batch)))
     finally:
         model.train(was_training)
+    if sharded:
+        # Every rank predicted its strided share; rank 0 gets all of it in dataset order.
+        return gather_predictions(outputs, sizes, handler._world_size, handler._rank)
     return outputs
+
+
+def _process_group_ready() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()

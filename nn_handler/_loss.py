@@ -35,7 +35,8 @@ class LossSpec:
     def __post_init__(self) -> None:
         if not callable(self.fn):
             raise TypeError(
-                f"loss_fn must be callable (a function or an nn.Module), got {type(self.fn).__name__}."
+                "loss_fn must be callable (a function or an nn.Module), got "
+                f"{type(self.fn).__name__}."
             )
         self._epoch_ok = self.pass_epoch and _accepts_keyword(self.fn, "epoch")
         if self.pass_epoch and not self._epoch_ok:

@@ -35,7 +35,8 @@ class MetricSet:
             raise ValueError(f"Metric name {name!r} is reserved for the epoch logs.")
         if not callable(fn):
             raise TypeError(
-                f"Metric {name!r} must be a callable fn(outputs, targets) or a torchmetrics.Metric, "
+                f"Metric {name!r} must be a callable fn(outputs, targets) or a "
+                "torchmetrics.Metric, "
                 f"got {type(fn).__name__}."
             )
         self._fns[name] = fn

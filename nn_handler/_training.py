@@ -15,7 +15,7 @@ from ._dist_env import DistEnv
 if TYPE_CHECKING:  # pragma: no cover
     from .handler import NNHandler
 
-__all__ = ["run", "device_for_rank", "init_process_group", "build_module"]
+__all__ = ["run", "device_for_rank", "init_process_group", "build_module", "module_arguments"]
 
 # Lightning's start-up banners ("GPU available: ...") and tips, which the original never printed.
 _QUIET_LOGGERS = (
@@ -29,6 +29,10 @@ _QUIET_WARNINGS = (
     r".*number of training batches.*is smaller than the logging interval.*",
     r".*`training_step` returned `None`.*",
     r".*isinstance\(treespec, LeafSpec\).*",
+    r".*module\(s\) in eval mode at the start of training.*",  # keep_eval_on_module
+    r".*The `srun` command is available on your system but is not used.*",
+    # Epoch values are reduced across ranks before they are logged: no sync_dist needed.
+    r".*when logging on epoch level in distributed setting.*",
 )
 
 
@@ -107,7 +111,12 @@ def build_module(handler: NNHandler, debug_print_interval: int | None = None):
     """The generated LightningModule for the handler's current configuration."""
     from .adapters.module import HandlerModule
 
-    return HandlerModule(
+    return HandlerModule(**module_arguments(handler, debug_print_interval))
+
+
+def module_arguments(handler: NNHandler, debug_print_interval: int | None = None) -> dict[str, Any]:
+    """``HandlerModule`` keyword arguments for the handler's current configuration."""
+    return dict(
         model=handler.model,
         model_type=handler._model_type,
         loss=handler._loss,
@@ -139,14 +148,26 @@ def lightning_callbacks(handler: NNHandler, save_on_last_epoch: bool) -> list[An
     return callbacks
 
 
-def run(handler: NNHandler, *, epochs: int, validate_every: int | None,
-        gradient_accumulation_steps: int, use_amp: bool, gradient_clipping_norm: float | None,
-        ema_decay: float, seed: int | None, progress_bar: bool,
-        debug_print_interval: int | None, save_on_last_epoch: bool,
-        epoch_train_and_val_pbar: bool, trainer_kwargs: dict[str, Any] | None) -> None:
+def run(
+    handler: NNHandler,
+    *,
+    epochs: int,
+    validate_every: int | None,
+    gradient_accumulation_steps: int,
+    use_amp: bool,
+    gradient_clipping_norm: float | None,
+    ema_decay: float,
+    seed: int | None,
+    progress_bar: bool,
+    debug_print_interval: int | None,
+    save_on_last_epoch: bool,
+    epoch_train_and_val_pbar: bool,
+    trainer_kwargs: dict[str, Any] | None,
+) -> None:
     """Run ``epochs`` more epochs of training for ``handler``."""
     import lightning as L
 
+    from .adapters.callback_bridge import lightning_loggers
     from .adapters.strategy import strategy_arguments
     from .adapters.trainer_factory import (
         TrainPlan,
@@ -160,11 +181,13 @@ def run(handler: NNHandler, *, epochs: int, validate_every: int | None,
     validate_every = _positive_int("validate_every", validate_every or 0, allow_zero=True)
     _positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
     if gradient_clipping_norm is not None and not (
-        isinstance(gradient_clipping_norm, (int, float)) and gradient_clipping_norm > 0
+        isinstance(gradient_clipping_norm, (int, float))
+        and gradient_clipping_norm > 0
         and math.isfinite(gradient_clipping_norm)
     ):
         raise ValueError(
-            f"gradient_clipping_norm must be a positive number or None, got {gradient_clipping_norm!r}."
+            "gradient_clipping_norm must be a positive number or None, got "
+            f"{gradient_clipping_norm!r}."
         )
     if debug_print_interval is not None:
         _positive_int("debug_print_interval", debug_print_interval)
@@ -173,6 +196,7 @@ def run(handler: NNHandler, *, epochs: int, validate_every: int | None,
     if seed is not None:
         handler.seed = seed
     _setup_ema(handler, ema_decay)
+    _apply_loaded_loader_rng(handler)
 
     validate = validate_every > 0 and handler._val_data is not None
     plan = TrainPlan(
@@ -192,7 +216,7 @@ def run(handler: NNHandler, *, epochs: int, validate_every: int | None,
         plan,
         handler._device,
         callbacks,
-        loggers=[],
+        loggers=lightning_loggers(handler._callbacks, handler._auto_save.save_path),
         has_checkpointing=any(_is_checkpoint(c) for c in callbacks),
         root_dir=handler._auto_save.save_path,
         scaler=_grad_scaler(handler, use_amp),
@@ -203,13 +227,44 @@ def run(handler: NNHandler, *, epochs: int, validate_every: int | None,
     with quiet_lightning():
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, handler._global_step)
-        trainer.fit(
-            module,
-            train_dataloaders=handler._train_data.loader,
-            val_dataloaders=handler._val_data.loader if validate else None,
-        )
+        train_loader, val_loader = _loaders(handler, validate, trainer_kwargs)
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     handler._global_step = int(trainer.global_step)
-    handler._module.train()
+    # Lightning's teardown moves the model to the CPU; the handler's device is the contract.
+    handler._module.to(handler._device).train()
+    if handler._ema is not None:
+        handler._ema.to(handler._device)
+
+
+def _loaders(handler: NNHandler, validate: bool, trainer_kwargs: dict[str, Any]) -> tuple:
+    """The loaders to fit on: under DDP, this rank's shards (see ``adapters/dist_loaders``)."""
+    train = handler._train_data.loader
+    val = handler._val_data.loader if validate else None
+    if handler._dist.distributed and trainer_kwargs.get("use_distributed_sampler", True):
+        import os
+
+        from .adapters.dist_loaders import shard_train_loader, shard_val_loader
+
+        # The shuffling seed must be the same on every rank.
+        seed = (
+            handler._seed if handler._seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        )
+        train = shard_train_loader(train, handler._dist, seed)
+        val = shard_val_loader(val, handler._dist) if val is not None else None
+    return train, val
+
+
+def _apply_loaded_loader_rng(handler: NNHandler) -> None:
+    """After ``NNHandler.load``: loaders with their own generator continue its saved state."""
+    pending = getattr(handler, "_pending_loader_rng", None)
+    if not pending:
+        return
+    from .checkpoint._rng import set_generator_state
+
+    for role, slot in (("train", handler._train_data), ("val", handler._val_data)):
+        if slot is not None and slot.loader is not None:
+            set_generator_state(slot.loader, pending.get(role))
+    handler._pending_loader_rng = None
 
 
 def _grad_scaler(handler: NNHandler, use_amp: bool) -> Any:

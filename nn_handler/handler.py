@@ -105,12 +105,15 @@ class NNHandler:
         self._sampler_class: type | None = None
         self._sampler_kwargs: dict[str, Any] = {}
         self._module: nn.Module | None = None
-        self.set_model(model_class, save_model_code=save_model_code, model_type=model_type,
-                       **model_kwargs)
+        self.set_model(
+            model_class, save_model_code=save_model_code, model_type=model_type, **model_kwargs
+        )
         if self._dist.distributed:
             _training.init_process_group(self)
         self._logger.info(
-            "NNHandler ready: %s on %s (%s).", self._model_class.__name__, self._device,
+            "NNHandler ready: %s on %s (%s).",
+            self._model_class.__name__,
+            self._device,
             self._model_type.value,
         )
 
@@ -182,10 +185,12 @@ class NNHandler:
     # --------------------------------------------------------- optimization
     def set_optimizer(self, optimizer_class: type[torch.optim.Optimizer], **kwargs: Any) -> None:
         """Build ``optimizer_class(model.parameters(), **kwargs)``."""
-        if not (inspect.isclass(optimizer_class)
-                and issubclass(optimizer_class, torch.optim.Optimizer)):
+        if not (
+            inspect.isclass(optimizer_class) and issubclass(optimizer_class, torch.optim.Optimizer)
+        ):
             raise TypeError(
-                f"optimizer_class must be a torch.optim.Optimizer subclass, got {optimizer_class!r}."
+                "optimizer_class must be a torch.optim.Optimizer subclass, got "
+                f"{optimizer_class!r}."
             )
         try:
             optimizer = optimizer_class(self._module.parameters(), **kwargs)
@@ -211,7 +216,9 @@ class NNHandler:
                 f"{scheduler_class!r}."
             )
         if self._optimizer is None:
-            raise RuntimeError("Set an optimizer with set_optimizer(...) before set_scheduler(...).")
+            raise RuntimeError(
+                "Set an optimizer with set_optimizer(...) before set_scheduler(...)."
+            )
         try:
             scheduler = scheduler_class(self._optimizer, **kwargs)
         except (TypeError, ValueError) as err:
@@ -305,7 +312,9 @@ class NNHandler:
         try:
             self._callbacks.remove(callback)
         except ValueError:
-            raise ValueError(f"{type(callback).__name__} is not among this handler's callbacks.")
+            raise ValueError(
+                f"{type(callback).__name__} is not among this handler's callbacks."
+            ) from None
 
     def clear_callbacks(self) -> None:
         self._callbacks.clear()
@@ -479,7 +488,13 @@ class NNHandler:
         skip_ema: bool = False,
         **kwargs: Any,
     ) -> NNHandler:
-        """Rebuild a handler from a file written by :meth:`save` (or a directory of them)."""
+        """Rebuild a handler from a file written by :meth:`save` (or the newest in a directory).
+
+        Extra keyword arguments: ``model_class``, ``model_kwargs``, ``loss_fn``, ``metrics``,
+        ``callbacks`` (what the file could not store), ``allow_legacy_pickle`` (unsafe: original
+        NNHandler pickles), ``trust_model_code``, ``restore_rng`` (default ``True``); others go
+        to the constructor. See docs/checkpointing.md.
+        """
         from .checkpoint import load_handler
 
         return load_handler(
@@ -504,8 +519,9 @@ class NNHandler:
         device: str | torch.device | None = None,
         strict_load: bool = True,
         **model_kwargs: Any,
-    ) -> nn.Module:
-        """Build ``model_class(**model_kwargs)`` with weights from any supported checkpoint."""
+    ) -> NNHandler:
+        """A new handler for ``model_class(**model_kwargs)`` with weights only, read from an
+        NNHandler checkpoint, a Lightning checkpoint or a bare ``state_dict``."""
         from .checkpoint import initialize_from_checkpoint
 
         return initialize_from_checkpoint(
@@ -587,11 +603,15 @@ class NNHandler:
 
         return to_datamodule(self)
 
-    def export_config(self, path: str) -> None:
-        """Write the Lightning CLI YAML that rebuilds this handler."""
+    def export_config(self, path: str, strict: bool = True, **train_args: Any) -> None:
+        """Write the Lightning CLI YAML that rebuilds this handler, trained as ``train(**train_args)``.
+
+        What has no import path (a lambda, a class in ``__main__``, in-memory data) raises
+        ``ValueError`` naming each key, or with ``strict=False`` is warned about and left null.
+        """
         from .adapters.export import export_config
 
-        export_config(self, path)
+        export_config(self, path, strict=strict, **train_args)
 
     # ------------------------------------------------------------ inference
     def predict(self, data_loader: Any, apply_ema: bool = True) -> list[Any] | None:
@@ -610,7 +630,9 @@ class NNHandler:
     def keep_eval_on_module(self, module: nn.Module, activate: bool = True) -> None:
         """Keep ``module`` (a submodule) in eval mode during training (e.g. frozen BatchNorm)."""
         if not isinstance(module, nn.Module):
-            raise TypeError(f"keep_eval_on_module expects an nn.Module, got {type(module).__name__}.")
+            raise TypeError(
+                f"keep_eval_on_module expects an nn.Module, got {type(module).__name__}."
+            )
         if activate:
             if all(m is not module for m in self._eval_modules):
                 self._eval_modules.append(module)

@@ -21,7 +21,10 @@ class DropoutNet(nn.Module):
     def __init__(self, in_features: int = 8, hidden: int = 16, out_features: int = 3):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.ReLU(), nn.Dropout(0.3), nn.Linear(hidden, out_features)
+            nn.Linear(in_features, hidden),
+            nn.ReLU(),
+            nn.Dropout(0.3),
+            nn.Linear(hidden, out_features),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -180,7 +180,11 @@ def test_auto_save_settings_are_validated():
     with pytest.raises(TypeError, match="non-empty format string"):
         handler.auto_save(1, name=3)
     handler.auto_save(2, save_path="ckpts", name="m{epoch}", overwrite=True)
-    assert (handler.save_interval, handler.save_path, handler.save_model_name) == (2, "ckpts", "m{epoch}")
+    assert (handler.save_interval, handler.save_path, handler.save_model_name) == (
+        2,
+        "ckpts",
+        "m{epoch}",
+    )
     assert handler.overwrite_last_saved is True
     with pytest.raises(TypeError, match="must be a bool"):
         handler.overwrite_last_saved = "yes"
@@ -257,7 +261,7 @@ def test_attribute_fall_through_to_the_model():
     handler = NNHandler(AutoEncoder, latent=5)
     assert handler.latent_dim == 5
     with pytest.raises(AttributeError, match="Neither NNHandler nor its model"):
-        handler.no_such_attribute
+        _ = handler.no_such_attribute
 
 
 def test_plots_are_written(cls_data, tmp_path):

@@ -12,7 +12,10 @@ from nn_handler import NNHandler
 
 
 def _hand_loop(model, data, loss_fn, epochs, lr, accumulate=1, clip=None, batch_size=32):
-    """Reference loop: Lightning's accumulation semantics (loss / N, step every N and at the end)."""
+    """Reference loop with Lightning's accumulation semantics.
+
+    The loss is divided by N; the optimizer steps every N batches and at the end of the epoch.
+    """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     loader = DataLoader(data, batch_size=batch_size, shuffle=False)
     n_batches = len(loader)

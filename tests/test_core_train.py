@@ -43,7 +43,16 @@ def test_classification_learns_and_logs_have_every_key(cls_data):
     handler.train(1, validate_every=2, progress_bar=False)
 
     assert [e for e, _ in rec.epoch_logs] == [0, 1, 2]
-    keys = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "epoch_time", "lr", "lr_group_0"]
+    keys = [
+        "epoch",
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "epoch_time",
+        "lr",
+        "lr_group_0",
+    ]
     for i, (_, logs) in enumerate(rec.epoch_logs):
         assert list(logs) == keys
         assert logs["epoch"] == i + 1
@@ -88,7 +97,9 @@ def test_generative_uses_inputs_as_targets():
         calls.append(targets)
         return nn.functional.mse_loss(outputs, targets)
 
-    handler = make(TensorDataset(x), model=AutoEncoder, loss=recon, lr=0.02, model_type="generative")
+    handler = make(
+        TensorDataset(x), model=AutoEncoder, loss=recon, lr=0.02, model_type="generative"
+    )
     handler.train(4, progress_bar=False)
     assert handler.train_losses[-1] < handler.train_losses[0]
     assert all(t.shape == (32, 8) for t in calls)
@@ -172,7 +183,7 @@ def test_train_fn_replaces_forward_during_training(cls_data):
     handler = make(cls_data, model=WithTrainFn)
     handler.train(1, progress_bar=False)
     assert WithTrainFn.calls == 6  # 192 / 32 batches
-    outputs = handler.predict(handler.train_loader)
+    handler.predict(handler.train_loader)
     assert WithTrainFn.calls == 6  # inference uses forward
 
 

@@ -28,7 +28,11 @@ class Callback:
 
     Override only the hooks you need: hooks left as defined here are never called, so they cost
     nothing per batch. ``epoch`` arguments are 0-based; ``logs["epoch"]`` is 1-based. Set
-    ``self.handler._stop_training = True`` to stop after the current epoch.
+    ``self.handler._stop_training = True`` to stop after the current epoch (on every rank). An
+    exception raised by a hook is logged and warned about, and training goes on.
+
+    Override :meth:`state_dict`/:meth:`load_state_dict` to have the callback's state saved by
+    ``NNHandler.save`` and restored (by class name) by ``NNHandler.load``.
     """
 
     def __init__(self) -> None:
@@ -39,16 +43,18 @@ class Callback:
         self.handler = handler
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Called once when ``train()`` starts (``start_epoch``, ``total_epochs``, ``world_size``)."""
+        """Called once when ``train()`` starts (``start_epoch``, ``total_epochs``,
+        ``world_size``)."""
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         """Called once when ``train()`` ends (the last epoch's logs, ``final_epoch``, ...)."""
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Called at the start of every epoch."""
+        """Called at the start of every epoch (``epoch``)."""
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        """Called at the end of every epoch with the epoch logs."""
+        """Called at the end of every epoch with the epoch logs (``loss``, metrics,
+        ``val_loss``, ``val_<metric>``, ``epoch_time``, ``lr``, ``lr_group_<i>``)."""
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Called before each training batch (``batch``, ``size``)."""
@@ -57,13 +63,13 @@ class Callback:
         """Called after each training batch (adds the batch ``loss`` and metrics)."""
 
     def on_val_begin(self, logs: dict[str, Any] | None = None) -> None:
-        """Called before validation."""
+        """Called before validation, in epochs that validate (``epoch``)."""
 
     def on_val_end(self, logs: dict[str, Any] | None = None) -> None:
-        """Called after validation with ``val_loss`` and ``val_<metric>``."""
+        """Called after validation (``epoch``, ``val_loss``, ``val_<metric>`` over all ranks)."""
 
     def on_val_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        """Called before each validation batch."""
+        """Called before each validation batch (``batch``, ``size``)."""
 
     def on_val_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Called after each validation batch (adds ``val_loss`` and metrics)."""

@@ -1,0 +1,242 @@
+"""The ``nn-handler`` command: Lightning's CLI over an NNHandler setup described in YAML.
+
+``nn-handler fit --config run.yaml`` (or ``python -m nn_handler fit ...``) builds the same
+handler a Python script would (model class by import path, loss, metrics, optimizer, scheduler,
+native callbacks, auto-save) and fits it with a ``lightning.Trainer`` configured by the
+``trainer:`` section. Subcommands: ``fit``, ``validate``, ``test``, ``predict``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.cli import LightningCLI, LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from nn_handler.callbacks.base import Callback
+from nn_handler.generative.sde import SDE
+from nn_handler.sampler import Sampler
+
+from .datamodule import HandlerDataModule
+from .export import ExportedHandlerModule
+
+_DATAMODULE_PATH = f"{HandlerDataModule.__module__}.{HandlerDataModule.__qualname__}"
+
+__all__ = [
+    "AutoSave",
+    "HandlerCLIModule",
+    "HandlerDataModule",
+    "NNHandlerCLI",
+    "PredictionWriter",
+    "main",
+]
+
+
+@dataclass
+class AutoSave:
+    """``NNHandler.auto_save``'s arguments (``interval``: N > 0 every N epochs, -1 last only)."""
+
+    interval: int | None = None
+    save_path: str = "."
+    name: str = "model_epoch{epoch:02d}"
+    overwrite: bool = False
+
+
+def factory_parts(factory: Any, key: str, base: type) -> tuple[type, dict[str, Any]]:
+    """``(class, kwargs)`` of a class or a ``functools.partial`` over one (what the CLI gives)."""
+    if inspect.isclass(factory):
+        cls, kwargs = factory, {}
+    elif isinstance(factory, functools.partial):
+        classes = [a for a in (factory.func, *factory.args) if inspect.isclass(a)]
+        if not classes:
+            raise TypeError(f"{key}: {factory!r} does not name a class.")
+        cls, kwargs = classes[-1], dict(factory.keywords)
+    else:
+        raise TypeError(
+            f"{key} must be a class or a class with init args (class_path/init_args), got "
+            f"{factory!r}; a lambda or a function cannot be saved in a checkpoint by import path."
+        )
+    if not issubclass(cls, base):
+        raise TypeError(f"{key}: {cls.__qualname__} is not a subclass of {base.__qualname__}.")
+    return cls, kwargs
+
+
+def _build_handler(
+    model,
+    loss,
+    model_type,
+    optimizer,
+    scheduler,
+    loss_kwargs,
+    pass_epoch_to_loss,
+    metrics,
+    callbacks,
+    auto_save,
+    ema_decay,
+    save_model_code,
+    sde,
+    sampler,
+):
+    from nn_handler import NNHandler
+    from nn_handler._training import _setup_ema
+
+    model_class, model_kwargs = factory_parts(model, "model", nn.Module)
+    # Lightning places and distributes the model; the handler must not start DDP itself.
+    handler = NNHandler(
+        model_class,
+        use_distributed=False,
+        model_type=model_type,
+        save_model_code=save_model_code,
+        model_kwargs=model_kwargs,
+    )
+    opt_class, opt_kwargs = factory_parts(optimizer, "optimizer", torch.optim.Optimizer)
+    handler.set_optimizer(opt_class, **opt_kwargs)
+    if scheduler is not None:
+        sched_class, sched_kwargs = factory_parts(scheduler, "scheduler", object)
+        handler.set_scheduler(sched_class, **sched_kwargs)
+    handler.set_loss_fn(loss, pass_epoch_to_loss=pass_epoch_to_loss, **(loss_kwargs or {}))
+    for name, fn in (metrics or {}).items():
+        handler.add_metric(name, fn)
+    for callback in callbacks or []:
+        handler.add_callback(callback)
+    if auto_save is not None:
+        handler.auto_save(
+            auto_save.interval, auto_save.save_path, auto_save.name, auto_save.overwrite
+        )
+    if sde is not None:
+        cls, kwargs = factory_parts(sde, "sde", SDE)
+        handler.set_sde(cls, **kwargs)
+    if sampler is not None:
+        cls, kwargs = factory_parts(sampler, "sampler", Sampler)
+        handler.set_sampler(cls, **kwargs)
+    _setup_ema(handler, ema_decay)
+    return handler
+
+
+class HandlerCLIModule(ExportedHandlerModule):
+    """An NNHandler described by plain arguments, so the Lightning CLI can build it from YAML.
+
+    It builds an :class:`~nn_handler.NNHandler` with exactly these settings (available as
+    ``module.handler``) and runs it as :meth:`NNHandler.to_lightning_module` does, so training
+    is the same as ``handler.train``. Arguments mirror the handler's configuration methods.
+
+    Args:
+        model: the model class with its init args (``class_path``/``init_args`` in YAML).
+        loss: a loss function by import path, or a loss class with init args.
+        model_type: how batches are read (``classification``, ``regression``, ``generative``,
+            ``score_based``).
+        optimizer: optimizer class with init args (the model's parameters are added).
+        scheduler: LR scheduler class with init args, stepped once per epoch, or ``None``.
+        loss_kwargs: keyword arguments given to the loss on every call.
+        pass_epoch_to_loss: also pass ``epoch=`` to the loss.
+        metrics: ``name -> fn(outputs, targets)`` (import path) or a torchmetrics class.
+        callbacks: native ``nn_handler`` callbacks (Lightning callbacks go in
+            ``trainer.callbacks``).
+        auto_save: the AutoSaver's settings, or ``None`` for no auto-save.
+        save_on_last_epoch: the AutoSaver also saves after the last epoch.
+        ema_decay: keep an exponential moving average of the weights (0 disables).
+        seed: seed every generator right before training, as ``train(seed=...)`` does.
+        debug_print_interval: log the batch loss every N training batches.
+        save_model_code: keep the model's source text in checkpoints.
+        sde: an ``nn_handler.generative.sde.SDE`` subclass with init args (score-based models).
+        sampler: a :class:`~nn_handler.Sampler` class with init args.
+    """
+
+    def __init__(
+        self,
+        model: Callable[[], nn.Module],
+        loss: Callable,
+        model_type: Literal["classification", "regression", "generative", "score_based"] = (
+            "classification"
+        ),
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        loss_kwargs: dict[str, Any] | None = None,
+        pass_epoch_to_loss: bool = False,
+        metrics: dict[str, Callable] | None = None,
+        callbacks: list[Callback] | None = None,
+        auto_save: AutoSave | None = None,
+        save_on_last_epoch: bool = True,
+        ema_decay: float = 0.0,
+        seed: int | None = None,
+        debug_print_interval: int | None = None,
+        save_model_code: bool = False,
+        sde: Callable[[], SDE] | None = None,
+        sampler: Callable[[], Sampler] | None = None,
+    ):
+        handler = _build_handler(
+            model,
+            loss,
+            model_type,
+            optimizer,
+            scheduler,
+            loss_kwargs,
+            pass_epoch_to_loss,
+            metrics,
+            callbacks,
+            auto_save,
+            ema_decay,
+            save_model_code,
+            sde,
+            sampler,
+        )
+        super().__init__(handler, debug_print_interval, save_on_last_epoch)
+        self.train_seed = seed
+
+    def on_fit_start(self) -> None:
+        if self.train_seed is not None:
+            self.handler.seed = self.train_seed
+        super().on_fit_start()
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Saves the outputs of ``predict`` to ``path`` (``torch.save``; tensors concatenated).
+
+    Args:
+        path: the output file (its directory is created).
+    """
+
+    def __init__(self, path: str = "predictions.pt"):
+        super().__init__(write_interval="epoch")
+        self.path = path
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions: Sequence[Any], batch_indices):
+        if predictions and isinstance(predictions[0], list):  # several predict dataloaders
+            predictions = [p for group in predictions for p in group]
+        if predictions and all(isinstance(p, torch.Tensor) for p in predictions):
+            predictions = torch.cat([p.detach().cpu() for p in predictions])
+        if trainer.is_global_zero:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            torch.save(predictions, self.path)
+
+
+class NNHandlerCLI(LightningCLI):
+    """``LightningCLI`` over :class:`HandlerCLIModule` and any LightningDataModule."""
+
+    def __init__(self, args: Any = None, run: bool = True, **kwargs: Any):
+        kwargs.setdefault("model_class", HandlerCLIModule)
+        kwargs.setdefault("datamodule_class", L.LightningDataModule)
+        kwargs.setdefault("subclass_mode_data", True)
+        # The optimizer and scheduler live under ``model:``, as on the handler.
+        kwargs.setdefault("auto_configure_optimizers", False)
+        # train() never runs a sanity check; keeping it off also keeps seeded runs identical.
+        kwargs.setdefault("trainer_defaults", {"num_sanity_val_steps": 0})
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        super().__init__(args=args, run=run, **kwargs)
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        # ``data:`` may omit ``class_path``: HandlerDataModule is the default.
+        parser.set_defaults({"data": {"class_path": _DATAMODULE_PATH}})
+
+
+def main(args: Any = None) -> None:
+    """Entry point of the ``nn-handler`` console script and ``python -m nn_handler``."""
+    NNHandlerCLI(args=args)

@@ -1,0 +1,121 @@
+"""Helpers shared by the built-in callbacks: monitored values, rank checks, atomic writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import warnings
+from typing import Any
+
+import torch
+
+__all__ = ["Monitor", "is_rank_zero", "atomic_torch_save", "bare_module", "positive_int"]
+
+
+def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` if it is an int >= ``minimum``, else a ``ValueError`` naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive" if minimum == 1 else f"an int >= {minimum}, i.e. a"
+        raise ValueError(f"{owner}: {name} must be {kind} int, got {value!r}.")
+    return value
+
+
+def is_rank_zero(handler: Any) -> bool:
+    """True on the process that writes files and prints (rank 0, or the only process)."""
+    rank = getattr(handler, "_rank", None) if handler is not None else None
+    if rank is None:
+        from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+        rank = getattr(rank_zero_only, "rank", 0)
+    return int(rank) == 0
+
+
+def bare_module(handler: Any) -> torch.nn.Module:
+    """The handler's unwrapped ``nn.Module`` (never a DDP or compiled wrapper)."""
+    if handler is None:
+        raise RuntimeError(
+            "This callback is not bound to a handler: add it with handler.add_callback(cb) "
+            "(or call cb.set_handler(handler))."
+        )
+    return handler.module
+
+
+def atomic_torch_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    A crash mid-write leaves the previous file intact, never a truncated one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class Monitor:
+    """Tracks the best value of one ``logs`` key in ``"min"`` or ``"max"`` mode.
+
+    Args:
+        owner: the callback's class name, used in messages.
+        key: the monitored ``logs`` key (e.g. ``"val_loss"``).
+        mode: ``"min"`` or ``"max"``.
+        min_delta: how much better than the best a value must be to count as an improvement.
+    """
+
+    def __init__(self, owner: str, key: str, mode: str, min_delta: float = 0.0):
+        if mode not in ("min", "max"):
+            raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode!r}.")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"{owner}: monitor must be a logs key like 'val_loss', got {key!r}.")
+        self.owner = owner
+        self.key = key
+        self.mode = mode
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if mode == "min" else -math.inf
+        self._warned_missing = False
+
+    def reset(self) -> None:
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def current(self, logs: dict[str, Any] | None) -> float | None:
+        """The monitored value of this epoch, or None when there is none to judge.
+
+        A key absent from ``logs`` warns once (not every epoch). A NaN ``val_*`` value means
+        validation did not run this epoch and is skipped silently; any other NaN is returned
+        (and never counts as an improvement).
+        """
+        logs = logs or {}
+        if self.key not in logs:
+            if not self._warned_missing:
+                self._warned_missing = True
+                known = ", ".join(sorted(k for k in logs if isinstance(logs[k], (int, float))))
+                warnings.warn(
+                    f"{self.owner}: monitored key {self.key!r} is not in the epoch logs "
+                    f"(available: {known}); it is ignored until it appears. Check the monitor "
+                    "name (validation values are prefixed 'val_').",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return None
+        value = logs[self.key]
+        value = float(value.item() if isinstance(value, torch.Tensor) else value)
+        if math.isnan(value) and self.key.startswith("val_"):
+            return None
+        return value
+
+    def improved(self, value: float) -> bool:
+        """Whether ``value`` beats the best by more than ``min_delta`` (NaN never does)."""
+        if math.isnan(value):
+            return False
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta

@@ -1,0 +1,68 @@
+"""NNHandler checkpoints: one safe, atomic file with the complete handler state.
+
+Files are plain dicts that ``torch.load(path, weights_only=True)`` reads: classes and functions are
+stored as import paths, never pickled. The same file carries the keys Lightning resumes from, so
+``Trainer.fit(handler.to_lightning_module(), ckpt_path=path)`` continues it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._atomic import atomic_save
+from ._read import describe, is_handler_checkpoint
+from ._restore import (
+    initialize_from_checkpoint,
+    load_handler,
+    read_checkpoint,
+    restore_handler_extras,
+)
+from ._state import FORMAT_VERSION, full_checkpoint, handler_checkpoint, lightning_keys
+
+__all__ = [
+    "FORMAT_VERSION",
+    "atomic_save",
+    "describe",
+    "handler_checkpoint",
+    "initialize_from_checkpoint",
+    "is_handler_checkpoint",
+    "lightning_keys",
+    "load_handler",
+    "read_checkpoint",
+    "restore_handler_extras",
+    "save_handler",
+    "write_checkpoint",
+]
+
+
+def _dist_rank_and_barrier():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.barrier
+    return 0, None
+
+
+def _on_rank_zero_then_wait(write) -> None:
+    rank, barrier = _dist_rank_and_barrier()
+    try:
+        if rank == 0:
+            write()
+    finally:
+        if barrier is not None:
+            barrier()
+
+
+def write_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
+    """Atomically write an already built checkpoint dict (rank 0 writes, other ranks wait)."""
+    _on_rank_zero_then_wait(lambda: atomic_save(checkpoint, str(path)))
+
+
+def save_handler(handler: Any, path: str) -> None:
+    """Write ``handler``'s complete state to ``path`` (atomic; rank 0 writes, others wait)."""
+
+    def write() -> None:
+        atomic_save(full_checkpoint(handler), str(path))
+        handler._logger.info("Saved checkpoint %s.", path)
+
+    _on_rank_zero_then_wait(write)

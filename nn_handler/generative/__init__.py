@@ -1,0 +1,17 @@
+"""Generative models: SDEs, the denoising score matching loss, sampling and likelihood."""
+
+from .likelihood import probability_flow_log_likelihood
+from .losses import denoising_score_matching
+from .metrics import sliced_wasserstein
+from .sampling import reverse_sde_sample
+from .sde import SDE, VESDE, VPSDE
+
+__all__ = [
+    "SDE",
+    "VESDE",
+    "VPSDE",
+    "denoising_score_matching",
+    "reverse_sde_sample",
+    "probability_flow_log_likelihood",
+    "sliced_wasserstein",
+]

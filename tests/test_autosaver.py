@@ -1,0 +1,171 @@
+"""The AutoSaver: SPEC §4 semantics as a Lightning ModelCheckpoint."""
+
+from __future__ import annotations
+
+import os
+
+import nn_handler.adapters.autosaver as autosaver_mod
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from models import TinyNet, accuracy
+from nn_handler.adapters.autosaver import AutoSaver, auto_save_name, should_auto_save
+from torch import nn
+
+from nn_handler import NNHandler
+
+
+def _handler(data, validate=True):
+    torch.manual_seed(0)
+    h = NNHandler(TinyNet)
+    h.set_optimizer(torch.optim.SGD, lr=0.1)
+    h.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    h.set_loss_fn(nn.functional.cross_entropy)
+    h.add_metric("accuracy", accuracy)
+    h.set_train_loader(data, batch_size=96)
+    if validate:
+        h.set_val_loader(data, batch_size=192)
+    return h
+
+
+def _files(directory="ck"):
+    return set(os.listdir(directory)) if os.path.isdir(directory) else set()
+
+
+def _names(*epochs):
+    return {f"m{e:02d}.pth" for e in epochs}
+
+
+# interval, epochs of each train() call, overwrite, save_on_last_epoch -> files on disk
+TABLE = [
+    (1, [3], False, True, _names(1, 2, 3)),
+    (2, [5], False, False, _names(2, 4)),
+    (2, [5], False, True, _names(2, 4, 5)),
+    (2, [5], True, True, _names(5)),
+    (2, [5], True, False, _names(4)),
+    (-1, [3], False, False, _names(3)),
+    (-1, [2, 2], False, True, _names(2, 4)),
+    (-1, [2, 2], True, True, _names(4)),
+    (3, [2, 2], False, False, _names(3)),  # counted across train() calls
+    (3, [2, 2], False, True, _names(2, 3, 4)),
+    (2, [2, 3], True, True, _names(5)),
+    (0, [2], False, True, set()),
+    (None, [2], False, True, set()),
+]
+
+
+@pytest.mark.parametrize("interval, calls, overwrite, on_last, expected", TABLE)
+def test_file_set(cls_data, interval, calls, overwrite, on_last, expected):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(interval, save_path="ck", name="m{epoch:02d}", overwrite=overwrite)
+    for epochs in calls:
+        h.train(epochs, progress_bar=False, save_on_last_epoch=on_last)
+    assert _files() == expected
+    if expected:
+        assert h._auto_save.last_saved == os.path.join("ck", max(expected))
+
+
+def test_rule_function_matches_spec():
+    assert [e for e in range(1, 7) if should_auto_save(2, e, e == 6, False)] == [2, 4, 6]
+    assert [e for e in range(1, 6) if should_auto_save(2, e, e == 5, True)] == [2, 4, 5]
+    assert [e for e in range(1, 6) if should_auto_save(-1, e, e == 5, False)] == [5]
+    assert not any(should_auto_save(i, 5, True, True) for i in (0, None))
+
+
+def test_names_from_epoch_logs(cls_data):
+    h = _handler(cls_data)
+    h.auto_save(1, save_path="ck", name="e{epoch:02d}_{val_loss:.4f}_{accuracy:.2f}")
+    h.train(2, progress_bar=False)
+    acc = h.train_metrics_history["accuracy"]
+    assert _files() == {f"e{i + 1:02d}_{h.val_losses[i]:.4f}_{acc[i]:.2f}.pth" for i in range(2)}
+
+
+def test_missing_key_warns_and_falls_back(cls_data):
+    h = _handler(cls_data)
+    h.auto_save(1, save_path="ck", name="best_{val_f1:.2f}")
+    with pytest.warns(UserWarning, match=r"'best_\{val_f1:.2f\}' cannot be formatted.*val_f1"):
+        h.train(1, progress_bar=False)
+    assert _files() == {"best_epoch01.pth"}
+
+
+def test_name_helper_keeps_pth_and_directory_is_created(cls_data):
+    assert auto_save_name("x{epoch}.pth", {"epoch": 3}, 3) == "x3.pth"
+    with pytest.warns(UserWarning, match="'nope'"):
+        assert auto_save_name("{nope}", {"epoch": 3}, 3) == "model_epoch03.pth"
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path=os.path.join("deep", "er"), name="m{epoch}")
+    h.train(1, progress_bar=False)
+    assert os.listdir(os.path.join("deep", "er")) == ["m1.pth"]
+
+
+def test_overwrite_writes_new_before_removing_previous(cls_data, monkeypatch):
+    seen = []
+    real = autosaver_mod.atomic_save
+
+    def recording(obj, path):
+        seen.append((os.path.basename(path), sorted(_files())))
+        real(obj, path)
+
+    monkeypatch.setattr(autosaver_mod, "atomic_save", recording)
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    h.train(3, progress_bar=False)
+    # When each new file is written, the previous one is still there.
+    assert seen == [("m01.pth", []), ("m02.pth", ["m01.pth"]), ("m03.pth", ["m02.pth"])]
+    assert _files() == _names(3)
+
+
+def test_saves_once_per_epoch_after_history_and_scheduler(cls_data, monkeypatch):
+    written = []
+    real = autosaver_mod.atomic_save
+
+    def recording(obj, path):
+        written.append(path)
+        real(obj, path)
+
+    monkeypatch.setattr(autosaver_mod, "atomic_save", recording)
+    h = _handler(cls_data)
+    h.auto_save(1, save_path="ck", name="m{epoch:02d}")
+    h.train(2, progress_bar=False)
+    assert [os.path.basename(p) for p in written] == ["m01.pth", "m02.pth"]  # not at val end
+    first = torch.load("ck/m01.pth", weights_only=True)
+    assert first["train_losses"] == h.train_losses[:1] and first["val_losses"] == h.val_losses[:1]
+    assert first["scheduler_state_dict"]["last_epoch"] == 1  # stepped for epoch 1 already
+    assert first["auto_saved"] is True and first["global_step"] == 2
+    assert first["auto_saver_state"]["last_saved_model"] == os.path.join("ck", "m01.pth")
+
+
+def test_auto_saver_state_round_trips_and_overwrite_continues(cls_data):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    h.train(2, progress_bar=False)
+    loaded = NNHandler.load("ck/m02.pth")
+    assert (loaded.save_interval, loaded.save_path, loaded.save_model_name) == (
+        1,
+        "ck",
+        "m{epoch:02d}",
+    )
+    assert loaded.overwrite_last_saved is True
+    assert loaded._auto_save.last_saved == os.path.join("ck", "m02.pth")
+    loaded.set_train_loader(cls_data, batch_size=96)
+    loaded.train(1, progress_bar=False)
+    assert _files() == _names(3)  # the file it was loaded from was the "previous" one
+
+
+def test_is_a_model_checkpoint_and_file_is_weights_only(cls_data):
+    h = _handler(cls_data, validate=False)
+    saver = AutoSaver(h)
+    assert isinstance(saver, ModelCheckpoint) and saver.save_on_last_epoch
+    h.auto_save(-1, save_path="ck")
+    h.train(1, progress_bar=False)
+    ckpt = torch.load("ck/model_epoch01.pth", weights_only=True)
+    assert {
+        "state_dict",
+        "loops",
+        "optimizer_states",
+        "lr_schedulers",
+        "model_state_dict",
+        "model_class",
+        "callbacks",
+    } <= set(ckpt)
+    assert ckpt["callbacks"]["nn_handler.AutoSaver"]["save_interval"] == -1

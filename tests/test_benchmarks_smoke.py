@@ -1,0 +1,124 @@
+"""The benchmark scripts run and report what they should (tiny sizes; no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `benchmarks` is a folder of scripts, not an installed package
+
+from benchmarks import JOBS  # noqa: E402
+from benchmarks import run as bench_run  # noqa: E402
+from benchmarks._common import Report, step_samples  # noqa: E402
+
+NUM = r"(-?\d+(?:\.\d+)?)"
+TIME_ROW = re.compile(rf"^  time  (\S+)\s+wall\s+{NUM} ms/step\s+cpu\s+{NUM} ms/step", re.M)
+RATIO_ROW = re.compile(rf"^  ratio (\S+)\s+(wall|rss) +{NUM}(?:\s+cpu +{NUM})?", re.M)
+VALUE_ROW = re.compile(rf"^  value (.+?)\s+{NUM} (\S+)", re.M)
+WAYS = ("raw", "lightning", "nn_handler")
+
+
+def _sections(text: str) -> dict[str, str]:
+    """Printed report split by job header (``== job: title``)."""
+    parts = re.split(r"^== (\w+): .*$", text, flags=re.M)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def _times(section: str) -> dict[str, tuple[float, float]]:
+    return {m[0]: (float(m[1]), float(m[2])) for m in TIME_ROW.findall(section)}
+
+
+def _ratios(section: str) -> dict[str, float]:
+    return {m[0]: float(m[2]) for m in RATIO_ROW.findall(section)}
+
+
+def _values(section: str) -> dict[str, float]:
+    return {m[0].strip(): float(m[1]) for m in VALUE_ROW.findall(section)}
+
+
+def test_step_samples_drop_the_warm_up_epoch_and_divide_by_steps():
+    stamps = [(0.0, 0.0), (1.0, 1.0), (3.0, 2.0), (4.0, 4.0)]
+    assert step_samples(stamps, steps=2) == {"wall": [1.0, 0.5], "cpu": [0.5, 1.0]}
+
+
+def test_report_judges_targets_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    report = Report("demo", "a title", str(path))
+    report.ratio("a/b", 1.2, 0.9, target=1.1)
+    report.value("x", 0.25, "s", target=0.3)
+    data = report.finish()
+    out = capsys.readouterr().out
+    assert "target <= 1.1: wall missed, cpu met" in out
+    assert "target <= 0.3: met" in out
+    assert json.loads(path.read_text()) == data
+    assert data["ratios"]["a/b"] == {"wall": 1.2, "cpu": 0.9, "target": 1.1}
+
+
+def test_run_rejects_an_unknown_job(capsys):
+    with pytest.raises(SystemExit):
+        bench_run.main(["nope"])
+    assert "unknown job(s) nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_and_reports_consistent_ratios(tmp_path, capsys):
+    """One smoke pass of every job (the DDP and memory jobs start their own processes)."""
+    results_path = tmp_path / "results.jsonl"
+    results = bench_run.main(["--smoke", "--json", str(results_path)])
+    text = capsys.readouterr().out
+    sections = _sections(text)
+    assert set(sections) == set(JOBS)
+
+    # Per-step jobs: a time row per way, and ratios that are the quotients of those times.
+    for job in ("tiny", "mlp", "full_epoch", "ddp"):
+        times, ratios = _times(sections[job]), _ratios(sections[job])
+        assert set(times) == set(WAYS), job
+        assert all(wall > 0 and cpu > 0 for wall, cpu in times.values()), job
+        for name in ("nn_handler/raw", "nn_handler/lightning", "lightning/raw"):
+            num, den = name.split("/")
+            assert ratios[name] == pytest.approx(times[num][0] / times[den][0], rel=0.01), job
+    assert "target <= 1.1:" in sections["tiny"] and "target <= 1.03:" in sections["mlp"]
+    assert "target <= 1.15:" in sections["full_epoch"]
+    assert "target <= 1.05:" in sections["ddp"]
+
+    fixed = _values(sections["fixed_cost"])
+    assert {"call raw", "call lightning", "call nn_handler"} <= set(fixed)
+    assert all(fixed[f"call {w}"] > 0 for w in WAYS)
+    assert _ratios(sections["fixed_cost"])["nn_handler/lightning"] == pytest.approx(
+        fixed["call nn_handler"] / fixed["call lightning"], rel=0.01
+    )
+    assert fixed["import nn_handler - lightning"] == pytest.approx(
+        fixed["import nn_handler"] - fixed["import lightning"], abs=2e-3
+    )
+
+    ckpt = _values(sections["checkpoint"])
+    assert all(ckpt[k] > 0 for k in ("raw save", "nn_handler save", "raw load", "nn_handler load"))
+    # The handler file holds the same two state dicts plus the rest of the handler's state.
+    assert ckpt["nn_handler file size"] >= ckpt["raw file size"] > 0
+    assert set(_ratios(sections["checkpoint"])) == {"save nn_handler/raw", "load nn_handler/raw"}
+
+    memory = _values(sections["memory"])
+    assert all(memory[f"maxrss {w}"] > 50 for w in WAYS)  # MiB: each child imports torch
+    assert _ratios(sections["memory"])["nn_handler/lightning"] == pytest.approx(
+        memory["maxrss nn_handler"] / memory["maxrss lightning"], rel=0.01
+    )
+
+    if "skipped: no CUDA device" in sections["gpu"]:
+        assert not _times(sections["gpu"])
+    else:  # pragma: no cover - only on a CUDA machine
+        assert set(_times(sections["gpu"])) == set(WAYS)
+
+    # The JSON lines carry the same numbers, one line per job.
+    lines = [json.loads(line) for line in results_path.read_text().splitlines()]
+    assert [d["job"] for d in lines] == list(JOBS)
+    assert [d["job"] for d in results] == list(JOBS)
+    tiny = lines[0]
+    assert tiny["ratios"]["nn_handler/raw"]["wall"] == pytest.approx(
+        tiny["times"]["nn_handler"]["wall"] / tiny["times"]["raw"]["wall"]
+    )

@@ -1,0 +1,212 @@
+"""Exact resume (save, AutoSaver file, Lightning ckpt_path) and the original NNHandler's files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from models import DropoutNet, accuracy
+from torch import nn
+
+from nn_handler import NNHandler
+from nn_handler._training import build_module, lightning_callbacks
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The `srun` command is available", "ignore:.*isinstance\\(treespec, LeafSpec\\)"
+)
+LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy"
+
+
+def _make(data):
+    torch.manual_seed(7)
+    h = NNHandler(DropoutNet)
+    h.set_optimizer(torch.optim.Adam, lr=1e-2)
+    h.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    h.set_loss_fn(nn.functional.cross_entropy)
+    h.add_metric("accuracy", accuracy)
+    _data(h, data)
+    return h
+
+
+def _data(h, data):
+    h.set_train_loader(data, batch_size=32, shuffle=True)
+    h.set_val_loader(data, batch_size=96)
+
+
+def _same_weights(a, b):
+    return all(
+        torch.equal(x, y)
+        for x, y in zip(a.module.state_dict().values(), b.module.state_dict().values(), strict=True)
+    )
+
+
+def _same_history(a, b):
+    return (a.train_losses, a.val_losses, a.train_metrics_history, a.val_metrics_history) == (
+        b.train_losses,
+        b.val_losses,
+        b.train_metrics_history,
+        b.val_metrics_history,
+    )
+
+
+@pytest.fixture
+def one_go(cls_data):
+    h = _make(cls_data)
+    h.train(4, seed=0, progress_bar=False)
+    return h
+
+
+def test_train_save_load_train_equals_one_run(cls_data, one_go):
+    first = _make(cls_data)
+    first.auto_save(2, save_path="auto", name="a{epoch:02d}")
+    first.train(2, seed=0, progress_bar=False)
+    first.save("half.pth")
+    for path in ("half.pth", "auto/a02.pth"):
+        torch.manual_seed(12345)  # load restores the generators: what ran in between is irrelevant
+        resumed = NNHandler.load(path)
+        _data(resumed, cls_data)
+        resumed.auto_save(None)
+        resumed.train(2, progress_bar=False)
+        assert _same_weights(resumed, one_go), path
+        assert _same_history(resumed, one_go), path
+        assert resumed._global_step == one_go._global_step == 24
+
+
+def test_load_restores_generators_unless_told_not_to(cls_data):
+    h = _make(cls_data)
+    h.train(1, seed=0, progress_bar=False)
+    h.save("h.pth")
+    after_save = torch.rand(3)
+    torch.manual_seed(99)
+    NNHandler.load("h.pth")
+    assert torch.equal(torch.rand(3), after_save)
+    torch.manual_seed(99)
+    NNHandler.load("h.pth", restore_rng=False)
+    assert not torch.equal(torch.rand(3), after_save)
+
+
+def test_lightning_trainer_resumes_from_handler_file(cls_data, one_go):
+    first = _make(cls_data)
+    first.train(2, seed=0, progress_bar=False)
+    first.save("half.pth")
+    fresh = _make(cls_data)
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["epoch"], seen["step"] = trainer.current_epoch, trainer.global_step
+            seen["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+            seen["w"] = pl_module.model.body[0].weight.detach().clone()
+
+    trainer = L.Trainer(
+        max_epochs=4,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        callbacks=[*lightning_callbacks(fresh, True), Probe()],
+    )
+    trainer.fit(build_module(fresh), fresh.train_loader, fresh.val_loader, ckpt_path="half.pth")
+    assert (seen["epoch"], seen["step"], seen["lr"]) == (
+        2,
+        12,
+        first.optimizer.param_groups[0]["lr"],
+    )
+    assert torch.equal(seen["w"], first.module.body[0].weight)
+    assert trainer.current_epoch == 4 and trainer.global_step == 24
+    assert len(fresh.train_losses) == 2  # epochs 3 and 4 ran
+
+
+def test_lightning_checkpoint_with_handler_keys_loads_and_extras_restore(cls_data, one_go):
+    from nn_handler.adapters.module import HandlerModule
+
+    from nn_handler.checkpoint import handler_checkpoint, restore_handler_extras
+
+    first = _make(cls_data)
+
+    class Exported(HandlerModule):
+        # What the exported module does: Lightning's own .ckpt files carry the handler keys.
+        def on_save_checkpoint(self, checkpoint):
+            checkpoint.update(handler_checkpoint(first, self.trainer))
+
+    module = Exported(**_module_args(first))
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        callbacks=lightning_callbacks(first, True),
+    )
+    torch.manual_seed(0)
+    trainer.fit(module, first.train_loader, first.val_loader)
+    trainer.save_checkpoint("lightning.ckpt")
+    loaded = NNHandler.load("lightning.ckpt")
+    assert _same_weights(loaded, first) and loaded.train_losses == first.train_losses
+    assert loaded._global_step == trainer.global_step == 12
+
+    fresh = _make(cls_data)
+    restore_handler_extras(fresh, torch.load("lightning.ckpt", weights_only=True))
+    assert _same_history(fresh, first) and fresh._global_step == 12
+
+
+def _module_args(h):
+    return {
+        "model": h.model,
+        "model_type": h.model_type,
+        "loss": h._loss,
+        "metrics": h._metrics.as_dict(),
+        "optimizer": h.optimizer,
+        "scheduler": h.scheduler,
+        "history": h._history,
+    }
+
+
+# ------------------------------------------------------------------ legacy
+@pytest.fixture
+def legacy_file(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(LEGACY))
+    path = tmp_path / "original_classifier.pth"
+    shutil.copy(LEGACY / "original_classifier.pth", path)
+    return path, json.loads((LEGACY / "expected.json").read_text())
+
+
+def test_legacy_pickle_needs_the_opt_in(legacy_file):
+    path, _ = legacy_file
+    with pytest.raises(
+        ValueError, match=r"references legacy_models.TinyClassifier.*allow_legacy_pickle"
+    ):
+        NNHandler.load(path)
+
+
+def test_legacy_checkpoint_matches_expected_and_trains_on(legacy_file, cls_data):
+    path, expected = legacy_file
+    h = NNHandler.load(path, allow_legacy_pickle=True)
+    assert type(h.module).__module__ + "." + type(h.module).__name__ == expected["model_class"]
+    assert h.model_kwargs == expected["model_kwargs"]
+    assert h.model_type.value == expected["model_type"]
+    assert h.train_losses == expected["train_losses"] and h.val_losses == expected["val_losses"]
+    assert h.train_metrics_history == expected["train_metrics_history"]
+    assert h.val_metrics_history == expected["val_metrics_history"]
+    assert h.optimizer.param_groups[0]["lr"] == pytest.approx(expected["lr_after_training"])
+    assert type(h.optimizer).__name__ == "Adam" and type(h.scheduler).__name__ == "StepLR"
+    assert isinstance(h.loss_fn, nn.CrossEntropyLoss)
+    probe = torch.linspace(-1, 1, 40).reshape(5, 8)
+    h.eval(log=False)
+    with torch.no_grad():
+        out = h.module(probe)
+    torch.testing.assert_close(out, torch.tensor(expected["probe_outputs"]), atol=1e-6, rtol=0)
+
+    h.set_train_loader(cls_data, batch_size=64, shuffle=True)
+    h.train(1, progress_bar=False)
+    assert h.train_losses[:3] == expected["train_losses"] and len(h.train_losses) == 4
+    assert h.optimizer.param_groups[0]["lr"] == pytest.approx(expected["lr_after_training"] / 2)
+    h.save("converted.pth")  # re-saved in the safe format
+    again = torch.load("converted.pth", weights_only=True)
+    assert again["model_class"] == "legacy_models:TinyClassifier"
+    assert again["loss_fn"]["path"] == "torch.nn.modules.loss:CrossEntropyLoss"

@@ -1,0 +1,256 @@
+"""The ``nn-handler`` Lightning CLI: YAML written by export_config, run as a subprocess.
+
+Subprocess runs are slow here, so one module-scoped fixture runs them all once and the tests
+check what they produced.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from nn_handler.adapters.cli import NNHandlerCLI
+
+from nn_handler import NNHandler
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "cli"
+sys.path.insert(0, str(EXAMPLE))
+
+from blobs import GaussianBlobs  # noqa: E402
+from mlp import MLP, accuracy  # noqa: E402
+
+SEED, EPOCHS = 7, 3
+
+
+def build_handler() -> NNHandler:
+    torch.manual_seed(SEED)  # the CLI's seed_everything runs before the model is built
+    handler = NNHandler(MLP, hidden=16, dropout=0.2)  # dropout: RNG use during training too
+    handler.set_optimizer(torch.optim.Adam, lr=0.01)
+    handler.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.5)
+    handler.set_loss_fn(torch.nn.functional.cross_entropy)
+    handler.add_metric("accuracy", accuracy)
+    handler.set_train_loader(
+        GaussianBlobs(n_samples=96, split="train"), batch_size=16, shuffle=True
+    )
+    handler.set_val_loader(GaussianBlobs(n_samples=64, split="val"), batch_size=32)
+    return handler
+
+
+def run_cli(args: list[str], cwd: Path, module: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE), env.get("PYTHONPATH", "")])
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
+        env.pop(key, None)
+    command = [sys.executable, "-m", "nn_handler"] if module else ["nn-handler"]
+    result = subprocess.run(
+        command + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _restore_lightning_seed_env(monkeypatch):
+    """An in-process CLI seeds and exports PL_GLOBAL_SEED/PL_SEED_WORKERS: undo it afterwards."""
+    for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Reference ``handler.train``; the CLI on the exported YAML; ``--print_config`` re-run."""
+    root = tmp_path_factory.mktemp("cli")
+    exported = build_handler()
+    exported.auto_save(2, save_path="auto")
+    exported.export_config(str(root / "run.yaml"), epochs=EPOCHS, seed=SEED, progress_bar=False)
+
+    reference = build_handler()
+    reference.train(EPOCHS, seed=SEED, progress_bar=False)
+
+    first = root / "first"
+    first.mkdir()
+    run_cli(["fit", "--config", str(root / "run.yaml")], cwd=first)
+    printed = run_cli(
+        ["fit", "--config", str(root / "run.yaml"), "--print_config"], cwd=root, module=False
+    )
+    (root / "printed.yaml").write_text(printed.stdout)
+    second = root / "second"
+    second.mkdir()
+    # The printed config re-runs; without auto-save Lightning's own ModelCheckpoint writes.
+    run_cli(
+        ["fit", "--config", str(root / "printed.yaml"), "--model.auto_save", "null"], cwd=second
+    )
+    return {
+        "root": root,
+        "reference": reference,
+        "first": first,
+        "second": second,
+        "printed": printed.stdout,
+    }
+
+
+def test_cli_fit_gives_the_losses_of_handler_train(runs):
+    first, reference = runs["first"], runs["reference"]
+    assert sorted(p.name for p in (first / "auto").iterdir()) == [
+        "model_epoch02.pth",
+        "model_epoch03.pth",
+    ]
+    state = torch.load(first / "auto" / "model_epoch03.pth", weights_only=True)
+    assert state["train_losses"] == pytest.approx(reference.train_losses, abs=1e-6)
+    assert state["val_losses"] == pytest.approx(reference.val_losses, abs=1e-6)
+    assert state["val_metrics_history"]["accuracy"] == pytest.approx(
+        reference.val_metrics_history["accuracy"], abs=1e-6
+    )
+    saved = (first / "lightning_logs" / "version_0" / "config.yaml").read_text()
+    assert yaml.safe_load(saved)["model"]["model"]["class_path"] == "mlp.MLP"
+
+
+def test_print_config_output_reruns_to_the_same_result(runs):
+    printed = yaml.safe_load(runs["printed"])
+    assert printed["seed_everything"] == SEED
+    assert printed["model"]["model"]["init_args"]["hidden"] == 16
+    ckpts = list((runs["second"] / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt"))
+    assert [p.name for p in ckpts] == [f"epoch={EPOCHS - 1}-step=18.ckpt"]
+    state = torch.load(ckpts[0], weights_only=True)  # loading runs no code from the file
+    assert state["train_losses"] == pytest.approx(runs["reference"].train_losses, abs=1e-6)
+    assert not (runs["second"] / "auto").exists()
+
+
+def test_handler_loads_the_cli_checkpoint_and_continues(runs):
+    (ckpt,) = (runs["second"] / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt")
+    reference = runs["reference"]
+    loaded = NNHandler.load(str(ckpt))
+    assert type(loaded.module) is MLP and loaded.module.net[0].out_features == 16
+    for p, q in zip(loaded.module.parameters(), reference.module.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert loaded.optimizer.param_groups[0]["lr"] == pytest.approx(0.005)
+    loaded.set_train_loader(GaussianBlobs(n_samples=96), batch_size=16, shuffle=True)
+    loaded.train(1, progress_bar=False)
+    assert len(loaded.train_losses) == EPOCHS + 1
+
+
+def test_cli_validate_test_and_predict_subcommands(runs, tmp_path):
+    (ckpt,) = (runs["second"] / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt")
+    config = str(runs["root"] / "printed.yaml")
+    quiet = ["--trainer.logger", "false", "--model.auto_save", "null"]
+    cli = NNHandlerCLI(args=["validate", "--config", config, "--ckpt_path", str(ckpt), *quiet])
+    val_loss = float(cli.trainer.callback_metrics["val_loss"])
+    assert val_loss == pytest.approx(runs["reference"].val_losses[-1], abs=1e-6)
+    cli = NNHandlerCLI(args=["test", "--config", config, "--ckpt_path", str(ckpt), *quiet])
+    assert float(cli.trainer.callback_metrics["test_loss"]) == pytest.approx(val_loss, abs=1e-7)
+
+    writer = (
+        '{"class_path": "nn_handler.adapters.cli.PredictionWriter", "init_args": {"path": "p.pt"}}'
+    )
+    NNHandlerCLI(
+        args=[
+            "predict",
+            "--config",
+            config,
+            "--ckpt_path",
+            str(ckpt),
+            *quiet,
+            "--trainer.callbacks+",
+            writer,
+        ]
+    )
+    predictions = torch.load(tmp_path / "p.pt", weights_only=True)
+    expected = torch.cat(runs["reference"].predict(runs["reference"].val_loader))
+    assert predictions.shape == (64, 3)
+    assert torch.allclose(predictions, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "detail"),
+    [
+        ({"model": {"model": {"class_path": "mlp.NoSuchNet"}}}, "model.model", "NoSuchNet"),
+        (
+            {"model": {"model": {"class_path": "mlp.MLP", "init_args": {"hiden": 3}}}},
+            "model.model",
+            "'hiden' is not accepted",
+        ),
+        ({"model": {"model_type": "clasification"}}, "model.model_type", "clasification"),
+        (
+            {
+                "data": {
+                    "class_path": "nn_handler.adapters.datamodule.HandlerDataModule",
+                    "init_args": {
+                        "train_dataset": {
+                            "class_path": "blobs.GaussianBlobs",
+                            "init_args": {"n_sample": 3},
+                        }
+                    },
+                }
+            },
+            "data",
+            "n_sample",
+        ),
+    ],
+)
+def test_config_errors_name_the_offending_key(change, key, detail, capsys):
+    config = {
+        "model": {"model": {"class_path": "mlp.MLP"}, "loss": "torch.nn.functional.cross_entropy"}
+    }
+    for section, values in change.items():
+        config.setdefault(section, {}).update(values)
+    Path("bad.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit) as info:
+        NNHandlerCLI(args=["fit", "--config", "bad.yaml"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f'Parser key "{key}"' in err
+    assert detail in err
+
+
+def test_yaml_builds_the_same_handler_configuration(tmp_path):
+    config = {
+        "seed_everything": 3,
+        "trainer": {"logger": False, "enable_progress_bar": False},
+        "model": {
+            "model": {"class_path": "mlp.MLP", "init_args": {"hidden": 8}},
+            "model_type": "classification",
+            "loss": {
+                "class_path": "torch.nn.CrossEntropyLoss",
+                "init_args": {"label_smoothing": 0.2},
+            },
+            "optimizer": {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05}},
+            "scheduler": {
+                "class_path": "torch.optim.lr_scheduler.StepLR",
+                "init_args": {"step_size": 3},
+            },
+            "metrics": {"accuracy": "mlp.accuracy"},
+            "callbacks": [{"class_path": "nn_handler.callbacks.Callback"}],
+            "auto_save": {"interval": -1, "save_path": "ck", "overwrite": True},
+            "ema_decay": 0.5,
+        },
+        # No class_path: HandlerDataModule is the default, its init args given directly.
+        "data": {
+            "train_dataset": {"class_path": "blobs.GaussianBlobs", "init_args": {"n_samples": 40}},
+            "train_loader": {"batch_size": 8, "shuffle": True},
+        },
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    cli = NNHandlerCLI(args=["--config", str(tmp_path / "c.yaml")], run=False)
+    handler = cli.model.handler
+    assert type(handler.module) is MLP and handler.model_kwargs["hidden"] == 8
+    assert type(handler.optimizer) is torch.optim.SGD
+    assert handler.optimizer.param_groups[0]["lr"] == 0.05
+    assert type(handler.scheduler) is torch.optim.lr_scheduler.StepLR
+    assert handler.scheduler.step_size == 3
+    assert handler.loss_fn.label_smoothing == 0.2
+    assert handler.metrics == {"accuracy": accuracy}
+    assert [type(c).__name__ for c in handler.callbacks] == ["Callback"]
+    assert (handler.save_interval, handler.save_path, handler.overwrite_last_saved) == (
+        -1,
+        "ck",
+        True,
+    )
+    assert handler.ema is not None and handler._ema_decay == 0.5
+    assert len(cli.datamodule.train_dataloader()) == 5
+    assert handler._distributed is False

@@ -1,0 +1,156 @@
+"""Custom ``Sampler``s on a handler, and SDE/sampler state through save and load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nn_handler import VESDE, VPSDE, NNHandler, Sampler, denoising_score_matching
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent: int = 3, out: int = 2):
+        super().__init__()
+        self.latent = latent
+        self.lin = nn.Linear(latent, out)
+
+    def forward(self, z):
+        return self.lin(z)
+
+
+class CountingSampler(Sampler):
+    """Returns ``scale`` everywhere and counts what it has drawn (its saved state)."""
+
+    def __init__(self, scale: float = 1.0, width: int = 2):
+        self.scale, self.width, self.drawn = scale, width, 0
+
+    def sample(self, N, device, **kwargs):
+        self.drawn += N
+        return torch.full((N, self.width), self.scale, device=device)
+
+    def save(self):
+        return {"drawn": self.drawn, "history": torch.arange(3)}
+
+    def load(self, state):
+        self.drawn = state["drawn"]
+        self.loaded = state
+
+
+class DecoderSampler(Sampler):
+    """Decodes Gaussian latents with the handler's model (passed as a kwarg)."""
+
+    def __init__(self, model: nn.Module, temperature: float = 1.0):
+        self.model, self.temperature = model, temperature
+
+    @torch.no_grad()
+    def sample(self, N, device, **kwargs):
+        z = self.temperature * torch.randn(N, self.model.latent, device=device)
+        return self.model(z)
+
+
+class NotASampler:
+    def sample(self, N, device):
+        return None
+
+
+def test_set_sampler_builds_it_and_get_samples_uses_the_handler_device():
+    handler = NNHandler(Decoder)
+    handler.set_sampler(CountingSampler, scale=2.5, width=4)
+    assert isinstance(handler.sampler, CountingSampler)
+    assert handler._sampler_class is CountingSampler
+    assert handler._sampler_kwargs == {"scale": 2.5, "width": 4}
+    out = handler.get_samples(6)
+    assert out.shape == (6, 4) and out.device == handler.device and torch.all(out == 2.5)
+    assert handler.get_samples(2, device="cpu").shape == (2, 4)
+    assert handler.sampler.drawn == 8
+
+
+def test_sampler_property_accepts_an_instance_and_none():
+    handler = NNHandler(Decoder)
+    sampler = CountingSampler(scale=-1.0)
+    handler.sampler = sampler
+    assert handler.sampler is sampler and handler._sampler_class is CountingSampler
+    assert torch.all(handler.get_samples(3) == -1.0)
+    handler.sampler = None
+    assert handler.sampler is None and handler._sampler_class is None
+    with pytest.raises(RuntimeError, match=r"No sampler is set: call handler.set_sampler"):
+        handler.get_samples(3)
+
+
+def test_default_sampler_state_is_empty():
+    sampler = DecoderSampler(Decoder())
+    assert sampler.save() == {}
+    assert sampler.load({}) is None
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda h: h.set_sampler(Sampler), TypeError, "Sampler is abstract: implement sample"),
+        (lambda h: h.set_sampler(CountingSampler()), TypeError, "assign handler.sampler = obj"),
+        (lambda h: h.set_sampler(CountingSampler, speed=3), TypeError, "Could not build"),
+        (lambda h: setattr(h, "sampler", NotASampler()), TypeError, "lacks save, load"),
+        (lambda h: setattr(h, "sampler", CountingSampler), TypeError, "use handler.set_sampler"),
+        (lambda h: h.get_samples(0), ValueError, "N must be an integer >= 1"),
+    ],
+)
+def test_bad_sampler_use(call, error, match):
+    handler = NNHandler(Decoder)
+    handler.set_sampler(CountingSampler)
+    with pytest.raises(error, match=match):
+        call(handler)
+
+
+def test_model_sampler_decodes_with_the_model():
+    handler = NNHandler(Decoder, latent=3, out=2)
+    handler.set_sampler(DecoderSampler, model=handler.module, temperature=0.0)
+    out = handler.get_samples(5)
+    expected = handler.module.lin.bias.detach().expand(5, 2)
+    assert torch.allclose(out, expected)
+
+
+def test_sde_and_sampler_round_trip_through_save_and_load():
+    pytest.importorskip("nn_handler.checkpoint")
+    handler = NNHandler(Decoder, model_type="score_based")
+    handler.set_sde(VESDE, sigma_min=0.05, sigma_max=12.0, T=2.0)
+    handler.set_loss_fn(denoising_score_matching)
+    handler.set_sampler(CountingSampler, scale=0.5)
+    handler.get_samples(7)
+    handler.save("gen.pth")
+
+    loaded = NNHandler.load("gen.pth")
+    assert loaded.loss_fn is denoising_score_matching
+    assert isinstance(loaded.sde, VESDE)
+    assert loaded.sde.hparams == {"sigma_min": 0.05, "sigma_max": 12.0, "T": 2.0, "epsilon": 1e-5}
+    assert loaded._sde_kwargs == {"sigma_min": 0.05, "sigma_max": 12.0, "T": 2.0}
+    assert isinstance(loaded.sampler, CountingSampler) and loaded.sampler.scale == 0.5
+    assert loaded.sampler.drawn == 7  # load(state) received the saved dict
+    assert torch.equal(loaded.sampler.loaded["history"], torch.arange(3))
+    assert torch.all(loaded.get_samples(2) == 0.5)
+
+    bare = NNHandler.load("gen.pth", skip_sampler_sde=True)
+    assert bare.sde is None and bare.sampler is None
+
+
+def test_assigned_sde_object_round_trips_by_its_hparams():
+    pytest.importorskip("nn_handler.checkpoint")
+    handler = NNHandler(Decoder, model_type="score_based")
+    handler.sde = VPSDE(0.2, 9.0, epsilon=1e-3)
+    handler.set_loss_fn(denoising_score_matching)
+    handler.save("vp.pth")
+    loaded = NNHandler.load("vp.pth")
+    assert isinstance(loaded.sde, VPSDE)
+    assert loaded.sde.hparams == {"beta_min": 0.2, "beta_max": 9.0, "T": 1.0, "epsilon": 1e-3}
+
+
+def test_sampler_holding_the_model_round_trips_with_its_weights():
+    pytest.importorskip("nn_handler.checkpoint")
+    handler = NNHandler(Decoder, latent=3, out=2)
+    with torch.no_grad():
+        handler.module.lin.bias.fill_(0.75)
+    handler.set_sampler(DecoderSampler, model=handler.module, temperature=0.0)
+    handler.set_loss_fn(torch.nn.functional.mse_loss)
+    handler.save("dec.pth")
+    loaded = NNHandler.load("dec.pth")
+    assert torch.allclose(loaded.get_samples(4), torch.full((4, 2), 0.75))
