@@ -70,21 +70,23 @@ def factory_parts(factory: Any, key: str, base: type) -> tuple[type, dict[str, A
 
 
 def _build_handler(
-    model,
-    loss,
-    model_type,
-    optimizer,
-    scheduler,
-    loss_kwargs,
-    pass_epoch_to_loss,
-    metrics,
-    callbacks,
-    auto_save,
-    ema_decay,
-    save_model_code,
-    sde,
-    sampler,
-):
+    *,
+    model: Any,
+    loss: Callable,
+    model_type: str,
+    optimizer: Any,
+    scheduler: Any,
+    loss_kwargs: dict[str, Any] | None,
+    pass_epoch_to_loss: bool,
+    metrics: dict[str, Callable] | None,
+    callbacks: list[Callback] | None,
+    auto_save: AutoSave | None,
+    ema_decay: float,
+    save_model_code: bool,
+    sde: Any,
+    sampler: Any,
+) -> Any:
+    """The NNHandler these CLI arguments describe, configured through its public methods."""
     from nn_handler import NNHandler
     from nn_handler._training import _setup_ema
 
@@ -173,20 +175,20 @@ class HandlerCLIModule(ExportedHandlerModule):
         sampler: Callable[[], Sampler] | None = None,
     ):
         handler = _build_handler(
-            model,
-            loss,
-            model_type,
-            optimizer,
-            scheduler,
-            loss_kwargs,
-            pass_epoch_to_loss,
-            metrics,
-            callbacks,
-            auto_save,
-            ema_decay,
-            save_model_code,
-            sde,
-            sampler,
+            model=model,
+            loss=loss,
+            model_type=model_type,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            loss_kwargs=loss_kwargs,
+            pass_epoch_to_loss=pass_epoch_to_loss,
+            metrics=metrics,
+            callbacks=callbacks,
+            auto_save=auto_save,
+            ema_decay=ema_decay,
+            save_model_code=save_model_code,
+            sde=sde,
+            sampler=sampler,
         )
         super().__init__(handler, debug_print_interval, save_on_last_epoch)
         self.train_seed = seed

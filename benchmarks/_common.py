@@ -20,6 +20,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -41,6 +42,7 @@ __all__ = [
     "atomic_torch_save",
     "base_parser",
     "bench_env",
+    "child_env",
     "make_handler",
     "plain_trainer",
     "raw_train",
@@ -122,6 +124,16 @@ _QUIET_WARNINGS = (
     ".*`srun` command is available.*",
     ".*You defined a `validation_step` but have no `val_dataloader`.*",
 )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env() -> dict[str, str]:
+    """Environment for a benchmark subprocess: ``benchmarks`` importable from any directory."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
 
 
 Stamp = tuple[float, float]

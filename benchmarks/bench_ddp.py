@@ -20,10 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._common import base_parser, bench_env
+from ._common import ROOT, base_parser, bench_env, child_env
 
 TARGET = 1.05
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -45,8 +44,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def _launch(args: Any) -> dict[str, Any]:
     fd, out = tempfile.mkstemp(suffix=".json")
     os.close(fd)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = child_env()
     env.setdefault("OMP_NUM_THREADS", "1")
     cmd = [
         sys.executable,

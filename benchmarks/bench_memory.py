@@ -18,7 +18,7 @@ import subprocess
 import sys
 from typing import Any
 
-from ._common import MLP_SIZES, WAYS, Report, base_parser, bench_env
+from ._common import MLP_SIZES, WAYS, Report, base_parser, bench_env, child_env
 
 TARGET = 1.10
 
@@ -68,6 +68,7 @@ def _measure(way: str, samples: int, epochs: int) -> float:
         ],
         capture_output=True,
         text=True,
+        env=child_env(),
     )
     if out.returncode != 0:
         raise RuntimeError(f"the {way} child failed:\n{out.stderr[-3000:]}")

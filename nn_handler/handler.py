@@ -615,7 +615,11 @@ class NNHandler:
 
     # ------------------------------------------------------------ inference
     def predict(self, data_loader: Any, apply_ema: bool = True) -> list[Any] | None:
-        """Model outputs for every batch of ``data_loader``, on the CPU, in order."""
+        """Model outputs for every batch of ``data_loader``, on the CPU, in order.
+
+        Under DDP every rank must call it: rank 0 gets all outputs in dataset order, the other
+        ranks get ``None``.
+        """
         return _inference.predict(self, data_loader, apply_ema)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

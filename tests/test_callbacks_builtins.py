@@ -511,3 +511,21 @@ def test_builtins_on_cuda(data):
     restored.load_state_dict(stop.state_dict())  # saved on the CPU, back on the model's device
     device = next(handler.module.parameters()).device
     assert next(iter(restored.best_weights.values())).device == device
+
+
+def test_restored_callbacks_keep_their_constructor_arguments(cls_data, tmp_path):
+    from models import TinyNet
+
+    from nn_handler import EarlyStopping, NNHandler
+
+    handler = NNHandler(TinyNet)
+    handler.set_optimizer(torch.optim.SGD, lr=0.1)
+    handler.set_loss_fn(torch.nn.functional.cross_entropy)
+    handler.set_train_loader(cls_data, batch_size=64)
+    handler.add_callback(EarlyStopping(monitor="loss", patience=3, mode="min"))
+    handler.train(1, progress_bar=False)
+    handler.save(str(tmp_path / "h.pth"))
+    restored = NNHandler.load(str(tmp_path / "h.pth"))
+    (stopper,) = [c for c in restored.callbacks if isinstance(c, EarlyStopping)]
+    assert (stopper.monitor, stopper.patience) == ("loss", 3)
+    assert stopper.handler is restored

@@ -547,3 +547,33 @@ def test_save_inside_a_process_group(tmp_path):
     finally:
         dist.destroy_process_group()
     assert NNHandler.load("pg.pth").model_kwargs == {}
+
+
+def test_import_paths_and_encoding_rules():
+    import functools
+
+    import numpy as np
+
+    from nn_handler.checkpoint._refs import Unresolvable, decode, encode, import_path
+
+    assert import_path(torch.sigmoid) == "torch:sigmoid"  # a built-in function
+    assert import_path(nn.functional.relu) == "torch.nn.functional:relu"
+    with pytest.raises(Unresolvable, match="cannot be imported back"):
+        import_path(Counter().on_epoch_end)  # a bound method
+    problems = []
+    value = {
+        "fn": functools.partial(nn.functional.smooth_l1_loss, beta=0.5),
+        "np": np.float32(1.5),
+        "tuple": (1, "a"),
+        "cls": torch.optim.SGD,
+        "bad": lambda x: x,
+    }
+    stored = encode(value, problems, "kw")
+    assert len(problems) == 1 and problems[0].startswith("kw['bad']: ") and "lambda" in problems[0]
+    assert stored["np"] == 1.5 and type(stored["np"]) is float
+    with pytest.raises(Unresolvable, match=r"kw\['bad'\].*was not stored"):
+        decode(stored, "kw")
+    del stored["bad"]
+    back = decode(stored, "kw")
+    assert back["fn"].func is nn.functional.smooth_l1_loss and back["fn"].keywords == {"beta": 0.5}
+    assert back["cls"] is torch.optim.SGD and back["tuple"] == (1, "a")

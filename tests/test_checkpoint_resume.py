@@ -210,3 +210,16 @@ def test_legacy_checkpoint_matches_expected_and_trains_on(legacy_file, cls_data)
     again = torch.load("converted.pth", weights_only=True)
     assert again["model_class"] == "legacy_models:TinyClassifier"
     assert again["loss_fn"]["path"] == "torch.nn.modules.loss:CrossEntropyLoss"
+
+
+def test_loop_state_matches_a_real_trainer():
+    # Guards the Trainer-free loop state of `save` against changes in Lightning's loops.
+    from nn_handler.adapters.trainer_factory import continue_from
+
+    from nn_handler._training import quiet_lightning
+    from nn_handler.checkpoint._state import _loop_template
+
+    with quiet_lightning():
+        trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False)
+    continue_from(trainer, 3, 7)
+    assert trainer._checkpoint_connector._get_loops_state_dict() == _loop_template(3, 7)

@@ -150,6 +150,19 @@ def test_auto_save_runs_inside_a_plain_trainer(cls_data, tmp_path):
     restored = NNHandler.load(str(tmp_path / "auto" / "m03.pth"))
     assert restored.train_losses == pytest.approx(handler.train_losses)
 
+    # An AutoSaver file also resumes a plain Lightning fit of a freshly exported handler.
+    fresh = make_handler(cls_data, seed=42)
+    fresh.auto_save(2, save_path=str(tmp_path / "auto"), name="m{epoch:02d}")
+    trainer = plain_trainer(4)
+    trainer.fit(
+        fresh.to_lightning_module(),
+        datamodule=fresh.to_datamodule(),
+        ckpt_path=str(tmp_path / "auto" / "m03.pth"),
+    )
+    assert fresh.train_losses[:3] == handler.train_losses and len(fresh.train_losses) == 4
+    assert trainer.global_step == 16
+    assert sorted(p.name for p in (tmp_path / "auto").iterdir())[-1] == "m04.pth"
+
 
 def test_to_datamodule_serves_the_handler_loaders(cls_data):
     handler = make_handler(cls_data)

@@ -198,12 +198,19 @@ def test_on_step_called_each_step_with_decreasing_time():
     assert torch.equal(calls[-1][2], out)
 
 
-def test_stop_on_nan_stops_and_returns_last_finite_samples():
+@pytest.mark.parametrize("corrector_steps", [0, 2])
+def test_stop_on_nan_stops_and_returns_last_finite_samples(corrector_steps):
     torch.manual_seed(2)
     handler = exact_handler("ve", nan_below=0.52)
     steps = []
     with pytest.warns(RuntimeWarning, match="NaN/inf at step 10"):
-        x = handler.sample((32, 2), steps=20, bar=False, on_step=lambda i, t, x: steps.append(i))
+        x = handler.sample(
+            (32, 2),
+            steps=20,
+            corrector_steps=corrector_steps,
+            bar=False,
+            on_step=lambda i, t, x: steps.append(i),
+        )
     assert steps == list(range(10))  # steps 0..9 start at t >= 0.55; step 10 at t = 0.5
     assert torch.isfinite(x).all()
     with warnings.catch_warnings():
@@ -453,16 +460,17 @@ def test_short_training_lowers_the_loss_and_brings_samples_to_the_data():
     handler = NNHandler(TinyScoreNet, model_type="score_based")
     handler.set_sde(VPSDE, **VP_KW)
     handler.set_loss_fn(denoising_score_matching)
-    handler.set_optimizer(torch.optim.Adam, lr=3e-3)
+    handler.set_optimizer(torch.optim.Adam, lr=5e-3)
     handler.set_train_loader(TensorDataset(data), batch_size=64, shuffle=True)
-    handler.train(6, progress_bar=False, seed=0)
+    handler.train(8, progress_bar=False, seed=0)
     losses = handler.train_losses
-    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0]
+    assert len(losses) == 8 and losses[-1] < 0.6 * losses[0]
     samples = handler.sample((1000, 2), steps=100, bar=False)
     g = torch.Generator().manual_seed(0)
     trained = sliced_wasserstein(samples, held_out, generator=g)
     prior = sliced_wasserstein(handler.sde.prior((1000, 2)).sample(), held_out, generator=g)
-    assert trained < 0.25 * prior, (trained, prior)
+    # Typically 0.33 against 2.5: the samples have moved onto the two modes.
+    assert trained < 0.3 * prior, (trained, prior)
 
 
 def test_sliced_wasserstein_is_zero_for_equal_sets_and_grows_with_shift():

@@ -54,14 +54,19 @@ def import_path(obj: Any) -> str:
         raise Unresolvable(f"{obj!r} has no module/qualified name")
     if "<lambda>" in qualname or "<locals>" in qualname:
         raise Unresolvable(f"{name} is a lambda or is defined inside a function")
-    path = f"{module}:{qualname}"
-    try:
-        found = _lookup(path)
-    except Unresolvable as err:
-        raise Unresolvable(f"{name} cannot be imported back from {path} ({err})") from None
-    if found is not obj and not _same_function(found, obj):
-        raise Unresolvable(f"{path} names another object than {name}")
-    return path
+    # Built-in functions (torch.sigmoid) have a class-like qualname but live at module level.
+    paths = [f"{module}:{qualname}"] + ([f"{module}:{name}"] if name and name != qualname else [])
+    reason = ""
+    for path in paths:
+        try:
+            found = _lookup(path)
+        except Unresolvable as err:
+            reason = str(err)
+            continue
+        if found is obj or _same_function(found, obj):
+            return path
+        reason = f"{path} names another object"
+    raise Unresolvable(f"{name} cannot be imported back from {paths[0]} ({reason})")
 
 
 def _same_function(a: Any, b: Any) -> bool:
@@ -176,7 +181,7 @@ def encode(value: Any, problems: list[str], where: str) -> Any:
             path = import_path(type(value))
         except Unresolvable as err:
             return _missing(value, problems, where, err)
-        _note_main(type(value), problems, where)
+        note_main(type(value), problems, where)
         return {
             MARK: "module",
             "path": path,
@@ -188,7 +193,7 @@ def encode(value: Any, problems: list[str], where: str) -> Any:
             path = import_path(value)
         except Unresolvable as err:
             return _missing(value, problems, where, err)
-        _note_main(value, problems, where)
+        note_main(value, problems, where)
         return {MARK: "ref", "path": path}
     return _missing(value, problems, where, Unresolvable(f"{type(value).__name__} objects"))
 
@@ -207,7 +212,7 @@ def _numpy_value(value: Any) -> Any:
     return value.item()
 
 
-def _note_main(obj: Any, problems: list[str], where: str) -> None:
+def note_main(obj: Any, problems: list[str], where: str) -> None:
     if is_main(obj):
         problems.append(
             f"{where}: {obj.__qualname__} is defined in the running script, stored as "
@@ -225,7 +230,7 @@ def is_marker(value: Any, kind: str | None = None) -> bool:
     return isinstance(value, dict) and MARK in value and (kind is None or value[MARK] == kind)
 
 
-def decode(value: Any, where: str, module_check: Callable[[type], bool] | None = None) -> Any:
+def decode(value: Any, where: str) -> Any:
     """Inverse of :func:`encode`; classes and functions are imported back.
 
     ``nn.Module`` markers are only instantiated for ``nn.Module`` subclasses, so a file cannot
@@ -239,7 +244,7 @@ def decode(value: Any, where: str, module_check: Callable[[type], bool] | None =
         if kind is None:
             out = OrderedDict() if isinstance(value, OrderedDict) else {}
             for k, v in value.items():
-                out[k] = decode(v, f"{where}[{k!r}]", module_check)
+                out[k] = decode(v, f"{where}[{k!r}]")
             return out
         if kind == MISSING:
             raise Unresolvable(
@@ -248,13 +253,12 @@ def decode(value: Any, where: str, module_check: Callable[[type], bool] | None =
         if kind == "ref":
             return resolve(value["path"], where, _not_a_module)
         if kind == "partial":
-            func = decode(value["func"], f"{where}.func", module_check)
-            args = decode(value["args"], f"{where}.args", module_check)
-            return functools.partial(func, *args, **decode(value["kwargs"], where, module_check))
+            func = decode(value["func"], f"{where}.func")
+            args = decode(value["args"], f"{where}.args")
+            return functools.partial(func, *args, **decode(value["kwargs"], where))
         if kind == "module":
-            check = module_check or (lambda c: inspect.isclass(c) and issubclass(c, nn.Module))
-            cls = resolve(value["path"], where, check)
-            kwargs = decode(value["kwargs"], f"{where}.kwargs", module_check)
+            cls = resolve(value["path"], where, _is_module_class)
+            kwargs = decode(value["kwargs"], f"{where}.kwargs")
             try:
                 obj = cls(**kwargs)
             except TypeError:
@@ -264,10 +268,14 @@ def decode(value: Any, where: str, module_check: Callable[[type], bool] | None =
             return obj
         raise Unresolvable(f"{where} has an unknown encoding {kind!r}")
     if isinstance(value, list):
-        return [decode(v, f"{where}[{i}]", module_check) for i, v in enumerate(value)]
+        return [decode(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, tuple):
-        return tuple(decode(v, f"{where}[{i}]", module_check) for i, v in enumerate(value))
+        return tuple(decode(v, f"{where}[{i}]") for i, v in enumerate(value))
     return value
+
+
+def _is_module_class(obj: Any) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, nn.Module)
 
 
 def _not_a_module(obj: Any) -> bool:

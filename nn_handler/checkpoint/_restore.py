@@ -248,10 +248,11 @@ def _restore_generative(handler: Any, ckpt: dict[str, Any]) -> None:
 
 
 def _build_callback(cls: type, kwargs: dict[str, Any]) -> Any:
+    """Rebuild with the saved constructor arguments; fall back to defaults if they no longer fit."""
     try:
-        return cls()
-    except TypeError:
         return cls(**kwargs)
+    except TypeError:
+        return cls()
 
 
 def _restore_callbacks(handler: Any, ckpt: dict[str, Any], supplied: list[Any]) -> None:

@@ -62,7 +62,7 @@ def _class_path(cls: Any, problems: list[str], where: str) -> str | None:
     except _refs.Unresolvable as err:
         problems.append(f"{where}: {err}; stored as None")
         return None
-    _refs._note_main(cls, problems, where)
+    _refs.note_main(cls, problems, where)
     return path
 
 
@@ -197,60 +197,51 @@ def handler_checkpoint(handler: NNHandler, trainer: Any = None) -> dict[str, Any
     return state
 
 
-def _progress(n: int, *fields: str) -> dict[str, int]:
-    return {f: n for f in fields}
+def _counts(n: int, *fields: str) -> dict[str, int]:
+    return dict.fromkeys(fields, n)
+
+
+def _batches(n: int = 0, last: bool | None = False) -> dict[str, Any]:
+    fields = ("ready", "started", "processed", "completed")
+    out: dict[str, Any] = {"total": _counts(n, *fields), "current": _counts(n, *fields)}
+    if last is not None:
+        out["is_last_batch"] = last
+    return out
+
+
+def _steps(total: int, *fields: str) -> dict[str, Any]:
+    return {"total": _counts(total, *fields), "current": _counts(0, *fields)}
 
 
 def _loop_template(epochs: int, steps: int) -> dict[str, Any]:
-    """Lightning's loop state after ``epochs`` finished epochs and ``steps`` optimizer steps."""
-    batch = ("ready", "started", "processed", "completed")
-    zero_batches = {
-        "current": _progress(0, *batch),
-        "total": _progress(0, *batch),
-        "is_last_batch": False,
-    }
-    optim = {
-        "optimizer": {
-            "step": {
-                "total": _progress(steps, "ready", "completed"),
-                "current": _progress(0, "ready", "completed"),
-            },
-            "zero_grad": {
-                "total": _progress(steps, "ready", "started", "completed"),
-                "current": _progress(0, "ready", "started", "completed"),
-            },
-        }
-    }
-    zero_steps = {
-        "total": _progress(0, "ready", "completed"),
-        "current": _progress(0, "ready", "completed"),
-    }
+    """Lightning's loop state after ``epochs`` finished epochs and ``steps`` optimizer steps.
+
+    It is what a Trainer holds after ``fit`` ends, so ``Trainer.fit(ckpt_path=...)`` starts the
+    next epoch; built without a Trainer so that ``save`` works outside of training.
+    """
     fit_loop = {
         "state_dict": {},
         "epoch_loop.state_dict": {"_batches_that_stepped": steps},
-        "epoch_loop.batch_progress": {
-            k: (dict(v) if isinstance(v, dict) else v) for k, v in zero_batches.items()
-        },
-        "epoch_loop.scheduler_progress": dict(zero_steps),
+        "epoch_loop.batch_progress": _batches(),
+        "epoch_loop.scheduler_progress": _steps(0, "ready", "completed"),
         "epoch_loop.automatic_optimization.state_dict": {},
-        "epoch_loop.automatic_optimization.optim_progress": optim,
-        "epoch_loop.manual_optimization.state_dict": {},
-        "epoch_loop.manual_optimization.optim_step_progress": dict(zero_steps),
-        "epoch_loop.val_loop.state_dict": {},
-        "epoch_loop.val_loop.batch_progress": dict(zero_batches),
-        "epoch_progress": {
-            "total": _progress(epochs, *batch),
-            "current": _progress(epochs, *batch),
+        "epoch_loop.automatic_optimization.optim_progress": {
+            "optimizer": {
+                "step": _steps(steps, "ready", "completed"),
+                "zero_grad": _steps(steps, "ready", "started", "completed"),
+            }
         },
+        "epoch_loop.manual_optimization.state_dict": {},
+        "epoch_loop.manual_optimization.optim_step_progress": _steps(0, "ready", "completed"),
+        "epoch_loop.val_loop.state_dict": {},
+        "epoch_loop.val_loop.batch_progress": _batches(),
+        "epoch_progress": _batches(epochs, last=None),
     }
     return {
         "fit_loop": fit_loop,
-        "validate_loop": {"state_dict": {}, "batch_progress": dict(zero_batches)},
-        "test_loop": {"state_dict": {}, "batch_progress": dict(zero_batches)},
-        "predict_loop": {
-            "state_dict": {},
-            "batch_progress": {"total": _progress(0, *batch), "current": _progress(0, *batch)},
-        },
+        "validate_loop": {"state_dict": {}, "batch_progress": _batches()},
+        "test_loop": {"state_dict": {}, "batch_progress": _batches()},
+        "predict_loop": {"state_dict": {}, "batch_progress": _batches(last=None)},
     }
 
 

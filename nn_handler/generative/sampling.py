@@ -78,12 +78,13 @@ def reverse_sde_sample(
         t_now, t_next = times[i], times[i + 1]
         dt = t_next - t_now  # negative: time runs backwards
         t = time_vector(t_now, x)
+        y = x
         for _ in range(corrector_steps):
-            x = _langevin(total_score, t, x, corrector_snr)
-        g = sde.diffusion(t, x)
-        x_mean = x + (sde.drift(t, x) - g**2 * total_score(t, x)) * dt
+            y = _langevin(total_score, t, y, corrector_snr)
+        g = sde.diffusion(t, y)
+        x_mean = y + (sde.drift(t, y) - g**2 * total_score(t, y)) * dt
         last = i == steps - 1
-        x_new = x_mean if last else x_mean + g * math.sqrt(-dt) * torch.randn_like(x)
+        x_new = x_mean if last else x_mean + g * math.sqrt(-dt) * torch.randn_like(y)
         if stop_on_NaN and not bool(torch.isfinite(x_new).all()):
             warnings.warn(
                 f"Sampling produced NaN/inf at step {i} (t={t_now:.4g}); stopped and returned the "

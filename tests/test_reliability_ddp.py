@@ -1,0 +1,98 @@
+"""DDP faults: rank 1 of a 2-process gloo job raises / is SIGKILLed mid-epoch. The job must exit
+non-zero within a bounded time and rank 0's last auto-save must be intact and resumable.
+
+The default run launches the SIGKILL job; the raising rank and the hung rank (which only the
+collective timeout ends) run in test_reliability_soak.py, all three at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nn_handler import NNHandler
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "reliability"))
+
+import ddp_fault  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+#: The collective timeout the jobs run with ($NN_HANDLER_DDP_TIMEOUT, see docs/distributed.md).
+COLLECTIVE_TIMEOUT_S = 30
+#: A dead rank must end the job well before the collective timeout: torchrun sees the exit.
+EXIT_BOUND_S = 20
+_DROP = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+         "TORCHELASTIC_RUN_ID", "SLURM_PROCID", "SLURM_NTASKS")
+
+
+def launch(out: Path, mode: str, timeout_s: float) -> subprocess.Popen:
+    out.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    env["NN_HANDLER_DDP_TIMEOUT"] = str(timeout_s)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", str(HERE / "reliability" / "ddp_fault.py"), str(out), mode]
+    log = open(out / "log.txt", "w")  # noqa: SIM115 - closed by finish()
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log
+    return proc
+
+
+def finish(proc: subprocess.Popen, out: Path, limit: float) -> dict:
+    try:
+        code = proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = None
+    ended = time.time()
+    proc.log.close()
+    fault = json.loads((out / "fault.json").read_text()) if (out / "fault.json").exists() else {}
+    return {
+        "code": code,
+        "seconds_after_fault": ended - fault["time"] if fault else None,
+        "log": (out / "log.txt").read_text(),
+        "out": out,
+    }
+
+
+def run_jobs(root: Path, modes: list[str], timeout_s: float, limit: float) -> dict[str, dict]:
+    procs = {m: launch(root / m, m, timeout_s) for m in modes}
+    return {m: finish(p, root / m, limit) for m, p in procs.items()}
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    return run_jobs(tmp_path_factory.mktemp("ddp_faults"), ["kill"], COLLECTIVE_TIMEOUT_S, 400)
+
+
+def check_job(job: dict, bound_s: float) -> None:
+    """Non-zero exit soon after the fault, nobody finished, the last auto-save resumes."""
+    assert job["code"] not in (0, None), job["log"][-4000:]
+    assert job["seconds_after_fault"] is not None, job["log"][-4000:]
+    assert job["seconds_after_fault"] < bound_s, job
+    assert not list(job["out"].glob("finished_rank*"))
+    ckpt = job["out"] / "ckpt"
+    expected = f"model_epoch{ddp_fault.FAULT_EPOCH:02d}.pth"
+    assert sorted(os.listdir(ckpt)) == [expected]  # the last complete epoch, nothing partial
+    resumed = NNHandler.load(str(ckpt), loss_fn=torch.nn.functional.cross_entropy)
+    assert len(resumed.train_losses) == ddp_fault.FAULT_EPOCH
+    assert resumed._global_step == ddp_fault.FAULT_EPOCH * ddp_fault.STEPS
+    resumed.set_train_loader(ddp_fault.dataset(), batch_size=2 * ddp_fault.PER_RANK_BATCH)
+    resumed.auto_save(None)
+    resumed.train(ddp_fault.EPOCHS - ddp_fault.FAULT_EPOCH, progress_bar=False)
+    assert len(resumed.train_losses) == ddp_fault.EPOCHS
+    assert all(torch.isfinite(torch.tensor(resumed.train_losses)))
+
+
+def test_a_sigkilled_rank_ends_the_job_and_the_checkpoint_resumes(jobs):
+    check_job(jobs["kill"], EXIT_BOUND_S)
+    assert "SIGKILL" in jobs["kill"]["log"]
