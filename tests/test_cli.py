@@ -100,6 +100,7 @@ def runs(tmp_path_factory):
     }
 
 
+@pytest.mark.slow  # uses the subprocess runs
 def test_cli_fit_gives_the_losses_of_handler_train(runs):
     first, reference = runs["first"], runs["reference"]
     assert sorted(p.name for p in (first / "auto").iterdir()) == [
@@ -116,6 +117,7 @@ def test_cli_fit_gives_the_losses_of_handler_train(runs):
     assert yaml.safe_load(saved)["model"]["model"]["class_path"] == "mlp.MLP"
 
 
+@pytest.mark.slow  # uses the subprocess runs
 def test_print_config_output_reruns_to_the_same_result(runs):
     printed = yaml.safe_load(runs["printed"])
     assert printed["seed_everything"] == SEED
@@ -127,6 +129,7 @@ def test_print_config_output_reruns_to_the_same_result(runs):
     assert not (runs["second"] / "auto").exists()
 
 
+@pytest.mark.slow  # uses the subprocess runs
 def test_handler_loads_the_cli_checkpoint_and_continues(runs):
     (ckpt,) = (runs["second"] / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt")
     reference = runs["reference"]
@@ -140,6 +143,7 @@ def test_handler_loads_the_cli_checkpoint_and_continues(runs):
     assert len(loaded.train_losses) == EPOCHS + 1
 
 
+@pytest.mark.slow  # uses the subprocess runs
 def test_cli_validate_test_and_predict_subcommands(runs, tmp_path):
     (ckpt,) = (runs["second"] / "lightning_logs" / "version_0" / "checkpoints").glob("*.ckpt")
     config = str(runs["root"] / "printed.yaml")
