@@ -53,3 +53,13 @@ def test_quickstart_reaches_the_promised_accuracy():
     accuracy = float(re.search(r"accuracy (\d\.\d+)", result.stdout).group(1))
     assert accuracy >= 0.95
     assert "identical outputs" in result.stdout
+
+
+def test_relative_links_in_docs_resolve():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#:]+\.(?:md|py|yaml|sh))\)", page.read_text()):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.name} -> {target}")
+    assert not broken, broken

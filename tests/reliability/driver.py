@@ -22,6 +22,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import time
@@ -177,7 +178,7 @@ def crash(out: Path, trials: int, rng: random.Random) -> dict:
         while True:
             lives += 1
             assert lives < 20, "the job never finished"
-            delay = rng.uniform(0.0, full_time) if len(kills) < kills_planned else None
+            delay = rng.uniform(0.0, 0.9 * full_time) if len(kills) < kills_planned else None
             pid = fork(lambda d=directory: _segment(d))
             t0 = time.monotonic()
             status = None
@@ -202,6 +203,9 @@ def crash(out: Path, trials: int, rng: random.Random) -> dict:
                 kills.append({"at_s": round(delay, 3), "files_after": on_disk})
                 continue
             assert status == ("exit", 0), status
+            if not kills:  # finished before the planned kill: a trial must see one, start over
+                shutil.rmtree(directory, ignore_errors=True)
+                continue
             break
         final = NNHandler.load(directory)
         leftover = sorted(os.listdir(directory))
@@ -249,16 +253,12 @@ def savekill(out: Path, trials: int, rng: random.Random) -> dict:
     h = NNHandler(Big)
     h.set_optimizer(torch.optim.SGD, lr=0.1)
     _stamp(h, 0)
-    times = []
-    for _ in range(2):
-        t0 = time.monotonic()
-        h.save(path)
-        times.append(time.monotonic() - t0)
-    save_s = sum(times) / len(times)
+    h.save(path)
+    save_s = _child_save_seconds(h, path)
     on_disk = 0
     records = []
     for trial in range(1, trials + 1):
-        offset = rng.uniform(0.0, 1.2 * save_s)
+        offset = rng.uniform(0.0, save_s)
         read_end, write_end = os.pipe()
 
         def work(version=trial, w=write_end):
@@ -299,6 +299,28 @@ def savekill(out: Path, trials: int, rng: random.Random) -> dict:
         for name in tmps:
             os.remove(directory / name)  # 33 MB each: keep the disk small between trials
     return {"save_s": round(save_s, 4), "file_bytes": os.path.getsize(path), "trials": records}
+
+
+def _child_save_seconds(h: NNHandler, path: str, runs: int = 3) -> float:
+    """Median duration of an unkilled save in a forked child, timed as the trials see it."""
+    times = []
+    for _ in range(runs):
+        read_end, write_end = os.pipe()
+
+        def work(w=write_end):
+            os.write(w, b"s")
+            h.save(path)
+            os.write(w, b"e")
+
+        pid = fork(work)
+        os.close(write_end)
+        assert os.read(read_end, 1) == b"s"
+        t0 = time.monotonic()
+        assert os.read(read_end, 1) == b"e"
+        times.append(time.monotonic() - t0)
+        os.close(read_end)
+        reap(pid, 60)
+    return sorted(times)[len(times) // 2]
 
 
 # ----------------------------------------------------------------- corrupt
