@@ -31,11 +31,12 @@ def add_step_arguments(parser: argparse.ArgumentParser, batch: int, loader: str)
     parser.add_argument("--batch", type=int, default=batch, help="batch size")
     parser.add_argument(
         "--loader",
-        choices=("items", "batched"),
+        choices=("items", "batched", "device"),
         default=loader,
         help="items: DataLoader(batch_size=B, shuffle=True), collating B items per batch (what "
         "users write); batched: a BatchSampler that indexes the tensors once per batch (less "
-        "loader time, so framework overhead weighs more)",
+        "loader time, so framework overhead weighs more); device: shuffled index tensors on the "
+        "data's device, one gather per batch (for data held on the GPU)",
     )
 
 
@@ -48,8 +49,24 @@ def add_floor_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class DeviceBatchSampler:
+    """Shuffled batches of indices as tensors on the data's device: one gather per batch."""
+
+    def __init__(self, n: int, batch: int, device: torch.device):
+        self.n, self.batch, self.device = n, batch, device
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch)
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, device=self.device).split(self.batch))
+
+
 def loader_kwargs(ds: TensorDataset, batch: int, kind: str) -> dict[str, Any]:
     """DataLoader keyword arguments for ``kind`` (a fresh sampler each call)."""
+    if kind == "device":
+        sampler = DeviceBatchSampler(len(ds), batch, ds.tensors[0].device)
+        return {"batch_size": None, "sampler": sampler}
     if kind == "batched":
         return {
             "batch_size": None,

@@ -2,11 +2,12 @@
 
 The three ways train with fp16 autocast and a GradScaler (raw: ``torch.autocast`` +
 ``torch.amp.GradScaler``; Lightning: ``precision="16-mixed"``; nn_handler: ``use_amp=True``).
-The data sit on the GPU and the ``batched`` loader indexes them once per batch, so the loader
-does not hide per-step host work. Prints the GPU's name; without CUDA it prints a skip note and
+The data sit on the GPU and the ``device`` loader gathers each batch there with a shuffled index
+tensor (no host-to-device copy, no per-item collation), so the loader does not hide per-step host
+work. Prints the GPU's name; without CUDA it prints a skip note and
 exits 0.
 
-``python -m benchmarks.bench_gpu [--reps N] [--epochs E] [--samples N] [--loader batched|items]``
+``python -m benchmarks.bench_gpu [--reps N] [--epochs E] [--loader device|batched|items]``
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ._steps import add_step_arguments, run_steps
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = base_parser(__doc__.splitlines()[0], epochs=5)
-    add_step_arguments(parser, batch=512, loader="batched")
+    add_step_arguments(parser, batch=512, loader="device")
     parser.set_defaults(samples=65536)
     args = parser.parse_args(argv)
     if args.smoke:

@@ -191,8 +191,9 @@ def run(
         )
     if debug_print_interval is not None:
         _positive_int("debug_print_interval", debug_print_interval)
-    trainer_kwargs = dict(trainer_kwargs or {})
+    trainer_kwargs = {} if trainer_kwargs is None else trainer_kwargs
     check_trainer_kwargs(trainer_kwargs)
+    trainer_kwargs = dict(trainer_kwargs)
     if seed is not None:
         handler.seed = seed
     _setup_ema(handler, ema_decay)

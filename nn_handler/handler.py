@@ -71,6 +71,8 @@ class NNHandler:
         ddp_kwargs: dict[str, Any] | None = None,
         **model_kwargs: Any,
     ):
+        if ddp_kwargs is not None and not isinstance(ddp_kwargs, dict):
+            raise TypeError(f"ddp_kwargs must be a dict or None, got {type(ddp_kwargs).__name__}.")
         self._dist = detect_distributed(use_distributed)
         self._ddp_kwargs = dict(ddp_kwargs or {})
         self._device = _training.device_for_rank(resolve_device(device), self._dist)
@@ -142,6 +144,8 @@ class NNHandler:
         elif not hasattr(self, "_model_type"):
             self._model_type = ModelType.CLASSIFICATION
         if ddp_kwargs is not None:
+            if not isinstance(ddp_kwargs, dict):
+                raise TypeError(f"ddp_kwargs must be a dict, got {type(ddp_kwargs).__name__}.")
             self._ddp_kwargs = dict(ddp_kwargs)
         try:
             module = model_class(**model_kwargs)
@@ -472,6 +476,8 @@ class NNHandler:
         """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait)."""
         from .checkpoint import save_handler
 
+        if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
+            raise TypeError(f"save needs a file path, got {type(path).__name__}.")
         save_handler(self, path)
 
     @classmethod

@@ -19,7 +19,7 @@ from benchmarks._common import Report, step_samples  # noqa: E402
 
 NUM = r"(-?\d+(?:\.\d+)?)"
 TIME_ROW = re.compile(rf"^  time  (\S+)\s+wall\s+{NUM} ms/step\s+cpu\s+{NUM} ms/step", re.M)
-RATIO_ROW = re.compile(rf"^  ratio (\S+)\s+(wall|rss) +{NUM}(?:\s+cpu +{NUM})?", re.M)
+RATIO_ROW = re.compile(rf"^  ratio (.+?)\s+(wall|rss) +{NUM}(?:\s+cpu +{NUM})?", re.M)
 VALUE_ROW = re.compile(rf"^  value (.+?)\s+{NUM} (\S+)", re.M)
 WAYS = ("raw", "lightning", "nn_handler")
 

@@ -7,6 +7,8 @@ fresh working directory.
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,10 @@ def test_every_page_is_found():
 def test_code_blocks_run(page, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     monkeypatch.syspath_prepend(str(ROOT / "tests"))
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    # The page runs as an importable module, like a user's own module: classes it defines are
+    # stored in checkpoints by import path and found again on load.
+    module = types.ModuleType(f"docs_{page.stem}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
     for i, block in enumerate(python_blocks(page)):
         code = compile(block, f"{page.name}[block {i}]", "exec")
-        exec(code, namespace)  # noqa: S102 - running our own documentation is the point
+        exec(code, module.__dict__)  # noqa: S102 - running our own documentation is the point

@@ -1,8 +1,8 @@
 """Reliability, reduced run: crash and resume, kills inside save, corrupted files, a failing disk,
-memory over a run, hostile checkpoints. The soak variants are in test_reliability_soak.py.
+memory over a run, a SIGKILLed DDP rank, hostile checkpoints (soak: test_reliability_soak.py).
 
 The kill/corruption trials run in one launch of tests/reliability/driver.py (one interpreter
-start for all of them); the rest runs in this process.
+start for all of them) while the 2-process DDP job runs beside it; the rest runs in this process.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent / "reliability"))
 
 import checks  # noqa: E402
+import ddp_jobs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,9 +34,20 @@ DEFAULT_SPECS = ["crash:3", "savekill:4", "corrupt:50", "diskfull", "longrun:30"
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reliability")
-    return checks.run_driver(out, DEFAULT_SPECS, timeout=600)
+def launched(tmp_path_factory):
+    """The torchrun fault job and the driver, started together (one waits while the other runs)."""
+    root = tmp_path_factory.mktemp("reliability")
+    job = ddp_jobs.launch(root / "ddp_kill", "kill", ddp_jobs.COLLECTIVE_TIMEOUT_S)
+    try:
+        reports = checks.run_driver(root / "driver", DEFAULT_SPECS, timeout=600)
+    finally:
+        ddp = ddp_jobs.finish(job, root / "ddp_kill", limit=400)
+    return reports, ddp
+
+
+@pytest.fixture(scope="module")
+def driver(launched):
+    return launched[0]
 
 
 # ------------------------------------------------------------ 1. crash
@@ -64,12 +76,6 @@ def test_corrupted_files_never_hang_or_crash_the_interpreter(driver):
         assert case["names_file"] and "truncated or corrupted" in case["message"], case
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn_handler/checkpoint/_read.py read_file: torch.load does not check the zip CRCs, so "
-    "a flipped bit in tensor bytes loads silently, and UnicodeDecodeError/IndexError/TypeError/"
-    "ValueError from the unpickler escape without the file name (see docs/reliability.md)",
-)
 def test_every_corrupted_file_gives_a_clear_error_naming_it(driver):
     assert checks.unclear(driver["corrupt"]) == []
 
@@ -148,18 +154,19 @@ def test_a_real_write_limit_keeps_the_previous_checkpoint(driver):
     assert report["previous_intact"] and report["leftovers"] == []  # ...and lost nothing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn_handler/checkpoint/_atomic.py atomic_save re-raises torch's RuntimeError "
-    "('[enforce fail at inline_container.cc] unexpected pos') for a failed write, and OSErrors "
-    "without the path: wrap both in an OSError naming the checkpoint path",
-)
 def test_a_failed_write_is_an_oserror_naming_the_path(driver, tmp_path, monkeypatch):
     report = driver["diskfull"]
     assert report["is_oserror"] and report["names_path"], report
     _disk_fills_after(monkeypatch, 0)
     with pytest.raises(OSError, match="model.pth"):
         _handler().save(str(tmp_path / "model.pth"))
+
+
+# ---------------------------------------------------------- 7. DDP faults
+def test_a_sigkilled_ddp_rank_ends_the_job_and_the_checkpoint_resumes(launched):
+    _, job = launched
+    ddp_jobs.check_job(job, ddp_jobs.EXIT_BOUND_S)
+    assert "SIGKILL" in job["log"]
 
 
 # -------------------------------------------------------------- 8. memory
@@ -221,8 +228,11 @@ def test_hostile_files_are_refused_by_load_and_initialize(hostile):
     for name, path in files.items():
         # The weights-only unpickler stops protocol-5 files at their first frame opcode, before
         # it sees the global, so they read as "corrupted"; every other file names the global.
-        why = "truncated or corrupted" if name == "pickle_protocol_5" else (
-            r"needs to run code to load \(it references posix.system\)")
+        why = (
+            "truncated or corrupted"
+            if name == "pickle_protocol_5"
+            else (r"needs to run code to load \(it references posix.system\)")
+        )
         with pytest.raises(ValueError, match=why) as info:
             NNHandler.load(str(path))
         assert str(path) in str(info.value)
@@ -237,8 +247,13 @@ def test_hostile_files_are_refused_by_load_and_initialize(hostile):
 def test_hostile_file_is_refused_by_lightning_resume(hostile, cls_data):
     files, marker = hostile
     h = _handler(cls_data)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False,
-                        enable_checkpointing=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         trainer.fit(h.to_lightning_module(), ckpt_path=str(files["zip_dict"]))
     assert not marker.exists()
@@ -293,13 +308,6 @@ def test_stored_names_and_source_never_run_without_the_opt_in(tmp_path):
     assert marker.exists()
 
 
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="nn_handler/checkpoint/_atomic.py atomic_save: tempfile.mkstemp creates the file 0600 "
-    "and os.replace keeps that mode, so checkpoints are unreadable to the group/others whatever "
-    "the umask (torch.save gives 0644 under umask 022): os.fchmod(fd, 0o666 & ~umask) after mkstemp",
-)
 def test_an_atomic_save_honours_the_umask(tmp_path):
     old = os.umask(0o022)
     try:

@@ -18,7 +18,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_reliability import _hostile_files
-from test_reliability_ddp import EXIT_BOUND_S, check_job, run_jobs
 from test_reliability_input import MISUSE_CASES, check_clear
 
 HERE = Path(__file__).resolve().parent
@@ -26,10 +25,11 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE / "reliability"))
 
 import checks  # noqa: E402
+from ddp_jobs import EXIT_BOUND_S, check_job, run_jobs  # noqa: E402
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow]
 
-SOAK_SPECS = ["crash:20", "savekill:30", "corrupt:500", "diskfull", "longrun:500"]
+SOAK_SPECS = ["crash:20", "savekill:40", "corrupt:500", "diskfull", "longrun:500"]
 HANG_TIMEOUT_S = 15
 
 
@@ -66,7 +66,7 @@ def test_soak_crash_and_resume(driver):
 
 
 def test_soak_kill_inside_save(driver):
-    figures = checks.check_savekill(driver["savekill"], trials=30)
+    figures = checks.check_savekill(driver["savekill"], trials=40)
     assert figures["killed_inside_save"] >= 20
     _show("savekill", figures)
 
@@ -78,19 +78,37 @@ def test_soak_corrupted_files(driver):
     unclear = checks.unclear(report)
     kinds: dict[str, int] = {}
     for case in unclear:
-        kinds[case.get("type") or "loaded, weights changed"] = kinds.get(
-            case.get("type") or "loaded, weights changed", 0) + 1
-    _show("corrupt", {"cases": 502, "max_s": max(c["seconds"] for c in report["cases"]),
-                      "unclear": len(unclear), "unclear_kinds": kinds})
-    truncated = [c for c in report["cases"] if c["kind"] == "truncate"]
-    assert all(c["outcome"] == "error" and c["names_file"] for c in truncated)
+        kinds[case.get("type") or "loaded, weights changed"] = (
+            kinds.get(case.get("type") or "loaded, weights changed", 0) + 1
+        )
+    _show(
+        "corrupt",
+        {
+            "cases": 502,
+            "max_s": max(c["seconds"] for c in report["cases"]),
+            "unclear": len(unclear),
+            "unclear_kinds": kinds,
+        },
+    )
+    assert unclear == []
 
 
 def test_soak_long_run_memory_and_handles(driver):
     report = driver["longrun"]
     assert len(report["rss_kb"]) == 500
-    _show("longrun", {k: report[k] for k in ("rss_base_kb", "rss_max_after_kb", "rss_growth",
-                                             "fds_after_warmup", "seconds")})
+    _show(
+        "longrun",
+        {
+            k: report[k]
+            for k in (
+                "rss_base_kb",
+                "rss_max_after_kb",
+                "rss_growth",
+                "fds_after_warmup",
+                "seconds",
+            )
+        },
+    )
     assert report["rss_growth"] < 0.05
     assert len(report["fds_after_warmup"]) == 1
     assert report["files_left"] == ["model_epoch500.pth"]
@@ -106,8 +124,12 @@ def test_soak_ddp_faults(tmp_path):
 
 
 @pytest.mark.parametrize("case", MISUSE_CASES, ids=[c.name for c in MISUSE_CASES])
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_soak_misuse(case, data):
     check_clear(case, data.draw(case.values, label=case.name))
@@ -123,9 +145,21 @@ def test_soak_cli_subprocess_refuses_a_hostile_checkpoint(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "examples" / "cli"))
     proc = subprocess.run(
-        [sys.executable, "-m", "nn_handler", "fit", "--config", str(tmp_path / "run.yaml"),
-         "--ckpt_path", str(evil)],
-        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "nn_handler",
+            "fit",
+            "--config",
+            str(tmp_path / "run.yaml"),
+            "--ckpt_path",
+            str(evil),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert proc.returncode != 0
     assert "Weights only load failed" in proc.stderr

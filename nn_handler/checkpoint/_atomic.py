@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from typing import Any
@@ -20,18 +21,44 @@ def atomic_save(obj: Any, path: str) -> None:
     """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+        )
+    except OSError as err:
+        raise _write_error(path, err) from err
+    try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would (umask applied).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        # torch reports a failed write (disk full, I/O error) as RuntimeError from its writer.
+        remove_quietly(tmp)
+        raise _write_error(path, err) from err
     except BaseException:
         remove_quietly(tmp)
         raise
     _fsync_directory(directory)
+
+
+def _write_error(path: str, err: BaseException) -> OSError:
+    """An ``OSError`` (subclass chosen by errno) that names the checkpoint path."""
+    code = getattr(err, "errno", None) or errno.EIO
+    reason = getattr(err, "strerror", None) or str(err).strip().splitlines()[0]
+    return OSError(
+        code, f"Could not write checkpoint {path!r} ({reason}); the previous file is intact", path
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: str) -> None:

@@ -60,6 +60,7 @@ def read_file(path: str, map_location: Any = "cpu", mmap: bool = False) -> dict[
         raise FileNotFoundError(f"Checkpoint file not found: {path!r}.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path!r} is a directory, not a checkpoint file.")
+    _verify_zip(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
@@ -75,11 +76,32 @@ def read_file(path: str, map_location: Any = "cpu", mmap: bool = False) -> dict[
             f"{path!r} is truncated or corrupted and cannot be read as a checkpoint "
             f"({_unpickler_reason(err)})."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, AttributeError, KeyError) as err:
+    except (PermissionError, FileNotFoundError):
+        raise  # already name the file and say what is wrong; not a damaged file
+    except Exception as err:  # noqa: BLE001 - whatever a damaged file triggers, name the file
         raise ValueError(
             f"{path!r} is truncated or corrupted and cannot be read as a checkpoint "
             f"({type(err).__name__}: {_first_line(err)})."
         ) from None
+
+
+def _verify_zip(path: str) -> None:
+    """Check every record's CRC-32: torch.load itself would load flipped tensor bytes silently."""
+    if not zipfile.is_zipfile(path):
+        return  # not torch's zip format: torch.load below says what it is
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"{path!r} is truncated or corrupted and cannot be read as a checkpoint "
+            f"({type(err).__name__}: {_first_line(err)})."
+        ) from None
+    if bad is not None:
+        raise ValueError(
+            f"{path!r} is corrupted: the checksum of its record {bad!r} does not match "
+            "(a damaged copy or disk); restore it from another copy."
+        )
 
 
 def _globals_named(err: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Launching the reliability driver and judging its reports (shared by the default and soak runs)."""
+"""Launching the reliability driver and judging its reports (shared by default and soak runs)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
-_DROP = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-         "SLURM_PROCID", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID")
+_DROP = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+    "TORCHELASTIC_RUN_ID",
+)
 #: Exception types a load may raise for a damaged file (the documented ones).
 CLEAR_ERRORS = ("ValueError", "RuntimeError")
 
@@ -21,7 +30,10 @@ def run_driver(out: Path, specs: list[str], timeout: float) -> dict[str, dict]:
     env = {k: v for k, v in os.environ.items() if k not in _DROP}
     proc = subprocess.run(
         [sys.executable, str(DRIVER), str(out), *specs],
-        env=env, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     modes = [s.partition(":")[0] for s in specs]
@@ -40,8 +52,12 @@ def check_crash(report: dict, trials: int) -> dict:
     kills = sum(len(t["kills"]) for t in runs)
     loads = sum(t["loads"] for t in runs)
     assert loads > trials  # the observer really read files while the jobs ran
-    return {"trials": trials, "kills": kills, "observed_loads": loads,
-            "stale_files": sum(len(t["final_files"]) - 1 for t in runs)}
+    return {
+        "trials": trials,
+        "kills": kills,
+        "observed_loads": loads,
+        "stale_files": sum(len(t["final_files"]) - 1 for t in runs),
+    }
 
 
 def check_savekill(report: dict, trials: int) -> dict:
@@ -52,9 +68,12 @@ def check_savekill(report: dict, trials: int) -> dict:
         assert t["consistent"], t
         assert t["final_named"] == ["model.pth"], t
     inside = [t for t in runs if not t["save_returned"]]
-    return {"trials": trials, "killed_inside_save": len(inside),
-            "old_version_kept": sum(t["version_on_disk"] == t["previous_version"] for t in inside),
-            "save_s": report["save_s"]}
+    return {
+        "trials": trials,
+        "killed_inside_save": len(inside),
+        "old_version_kept": sum(t["version_on_disk"] == t["previous_version"] for t in inside),
+        "save_s": report["save_s"],
+    }
 
 
 def crashed_or_hung(report: dict) -> list[dict]:

@@ -40,7 +40,7 @@ from torch.utils.data import TensorDataset  # noqa: E402
 
 from nn_handler import NNHandler  # noqa: E402
 from nn_handler.callbacks import Callback  # noqa: E402
-from nn_handler.checkpoint._read import is_handler_checkpoint, read_file  # noqa: E402
+from nn_handler.checkpoint._read import is_handler_checkpoint  # noqa: E402
 
 torch.set_num_threads(1)  # one thread: deterministic, and nothing but this thread to fork
 warnings.filterwarnings("ignore")
@@ -148,10 +148,14 @@ class Observer:
                 self.bad.append(f"unexpected file {name}")
                 continue
             try:
-                obj = read_file(os.path.join(self.directory, name))
+                handle = open(os.path.join(self.directory, name), "rb")  # noqa: SIM115
             except FileNotFoundError:
-                self.vanished += 1  # removed by the overwrite between listdir and load
+                self.vanished += 1  # removed by the overwrite between listdir and open
                 continue
+            # An open file stays readable even if the overwrite unlinks it now.
+            try:
+                with handle:
+                    obj = torch.load(handle, map_location="cpu", weights_only=True)
             except Exception as err:  # noqa: BLE001 - any failure is a finding
                 self.bad.append(f"{name}: {type(err).__name__}: {err}")
                 continue
@@ -198,8 +202,11 @@ def crash(out: Path, trials: int, rng: random.Random) -> dict:
                 time.sleep(0.01)
             observer.look()
             if status is None:
-                on_disk = sorted(n for n in os.listdir(directory) if FINAL_RE.match(n)) if (
-                    os.path.isdir(directory)) else []
+                on_disk = (
+                    sorted(n for n in os.listdir(directory) if FINAL_RE.match(n))
+                    if (os.path.isdir(directory))
+                    else []
+                )
                 kills.append({"at_s": round(delay, 3), "files_after": on_disk})
                 continue
             assert status == ("exit", 0), status
@@ -411,8 +418,12 @@ def diskfull(out: Path, _count: int, rng: random.Random) -> dict:
         try:
             h.save(str(path))
         except Exception as err:  # noqa: BLE001 - reported to the parent
-            report = {"type": type(err).__name__, "is_oserror": isinstance(err, OSError),
-                      "errno": getattr(err, "errno", None), "message": str(err)}
+            report = {
+                "type": type(err).__name__,
+                "is_oserror": isinstance(err, OSError),
+                "errno": getattr(err, "errno", None),
+                "message": str(err),
+            }
         else:
             report = {"type": None}
         os.write(w, json.dumps(report).encode())
