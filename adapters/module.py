@@ -139,7 +139,8 @@ class HandlerModule(L.LightningModule):
                 self._nonfinite_warned = True
                 warnings.warn(
                     f"Non-finite training loss ({loss.item()}) at epoch {self.current_epoch + 1}, "
-                    f"batch {batch_idx}; the optimizer step for this batch is skipped (warned once).",
+                    f"batch {batch_idx}; the optimizer step for this batch is skipped "
+                    "(warned once).",
                     RuntimeWarning,
                     stacklevel=2,
                 )
@@ -150,7 +151,9 @@ class HandlerModule(L.LightningModule):
         values = {"loss": loss.detach()}
         if outputs is not None and (self.plain_metrics or len(self.train_torchmetrics)):
             values.update(
-                self._update_metrics(self.train_stats, self.train_torchmetrics, outputs, targets, "")
+                self._update_metrics(
+                    self.train_stats, self.train_torchmetrics, outputs, targets, ""
+                )
             )
         self.last_batch_values = values
         if self.debug_print_interval and batch_idx % self.debug_print_interval == 0:
@@ -166,7 +169,9 @@ class HandlerModule(L.LightningModule):
         values = {"val_loss": loss.detach()}
         if outputs is not None and (self.plain_metrics or len(self.val_torchmetrics)):
             values.update(
-                self._update_metrics(self.val_stats, self.val_torchmetrics, outputs, targets, "val_")
+                self._update_metrics(
+                    self.val_stats, self.val_torchmetrics, outputs, targets, "val_"
+                )
             )
         self.last_batch_values = values
 

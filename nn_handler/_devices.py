@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["resolve_device", "to_device"]
+__all__ = ["resolve_device", "to_cpu", "to_device"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -50,4 +50,15 @@ def to_device(data: Any, device: torch.device) -> Any:
         return type(data)(moved) if isinstance(data, list) else tuple(moved)
     if isinstance(data, dict):
         return {k: to_device(v, device) for k, v in data.items()}
+    return data
+
+
+def to_cpu(data: Any) -> Any:
+    """Detached CPU copies of the tensors inside nested lists, tuples and dicts."""
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu()
+    if isinstance(data, (list, tuple)):
+        return type(data)(to_cpu(x) for x in data)
+    if isinstance(data, dict):
+        return {k: to_cpu(v) for k, v in data.items()}
     return data

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ._devices import to_device
+from ._devices import to_cpu, to_device
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handler import NNHandler
@@ -20,16 +20,6 @@ def inference_model(handler: NNHandler, apply_ema: bool) -> torch.nn.Module:
     if apply_ema and handler._ema is not None:
         return handler._ema.module
     return handler.model
-
-
-def _to_cpu(data: Any) -> Any:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu()
-    if isinstance(data, (list, tuple)):
-        return type(data)(_to_cpu(x) for x in data)
-    if isinstance(data, dict):
-        return {k: _to_cpu(v) for k, v in data.items()}
-    return data
 
 
 def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> list[Any]:
@@ -58,7 +48,7 @@ def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> lis
         with torch.no_grad():
             for batch in data_loader:
                 batch = to_device(batch, handler._device)
-                outputs.append(_to_cpu(predict_outputs(reader, model, batch)))
+                outputs.append(to_cpu(predict_outputs(reader, model, batch)))
     finally:
         model.train(was_training)
     if sharded:

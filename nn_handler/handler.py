@@ -610,8 +610,9 @@ class NNHandler:
         return to_datamodule(self)
 
     def export_config(self, path: str, strict: bool = True, **train_args: Any) -> None:
-        """Write the Lightning CLI YAML that rebuilds this handler, trained as ``train(**train_args)``.
+        """Write the Lightning CLI YAML that rebuilds this handler.
 
+        ``train_args`` are ``train()``'s arguments for the run the YAML describes.
         What has no import path (a lambda, a class in ``__main__``, in-memory data) raises
         ``ValueError`` naming each key, or with ``strict=False`` is warned about and left null.
         """

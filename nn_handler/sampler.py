@@ -25,5 +25,5 @@ class Sampler(ABC):
         """The sampler's state (default: none)."""
         return {}
 
-    def load(self, state: dict[str, Any]) -> None:
+    def load(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook, not abstract
         """Restore :meth:`save`'s state (default: nothing to restore)."""

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .._devices import to_cpu
+
 __all__ = [
     "initialize_ddp",
     "on_rank",
@@ -126,14 +128,6 @@ def on_rank(rank_or_ranks: int | Iterable[int], barrier: bool = False) -> Callab
 
 
 # ------------------------------------------------------------------ parallelize_on_gpus
-def _to_cpu(data: Any) -> Any:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu()
-    if isinstance(data, (list, tuple)):
-        return type(data)(_to_cpu(x) for x in data)
-    if isinstance(data, dict):
-        return {k: _to_cpu(v) for k, v in data.items()}
-    return data
 
 
 def _resolve(ref: tuple[str, str] | bytes) -> Callable:
@@ -156,7 +150,7 @@ def _gpu_worker(ref, args, kwargs, index: int, pass_device: bool) -> Any:
     try:
         result = func(*args, device=device, **kwargs) if pass_device else func(*args, **kwargs)
         torch.cuda.synchronize(device)
-        return _to_cpu(result)
+        return to_cpu(result)
     except Exception as err:  # noqa: BLE001 - shipped to the parent as text with the traceback
         raise RuntimeError(f"{type(err).__name__}: {err}\n{traceback.format_exc()}") from None
 
@@ -300,7 +294,7 @@ def broadcast_data(data: Any, src: int = 0) -> Any:
         )
     if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < dist.get_world_size():
         raise ValueError(f"src must be a rank in [0, {dist.get_world_size()}), got {src!r}.")
-    box = [_to_cpu(data) if dist.get_rank() == src else None]
+    box = [to_cpu(data) if dist.get_rank() == src else None]
     dist.broadcast_object_list(box, src=src, device=_comm_device())
     return box[0]
 
