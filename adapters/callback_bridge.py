@@ -116,11 +116,8 @@ class NativeCallbackBridge(L.Callback):
                 cb.refresh_lr(getattr(pl_module, "optimizer", None))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # The stop flag they may set is read by HandlerModule.on_train_epoch_end, which runs next.
         self._call("on_epoch_end", trainer.current_epoch, pl_module.epoch_logs)
-        stop = bool(getattr(self.handler, "_stop_training", False))
-        stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
-            trainer.should_stop = True
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if self._by_hook["on_train_batch_begin"]:

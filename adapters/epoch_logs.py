@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import lightning as L
+import torch
 
 __all__ = ["EpochLogs", "lr_logs"]
 
@@ -85,5 +86,17 @@ class EpochLogs(L.Callback):
 
 def _log(pl_module: Any, values: dict[str, Any]) -> None:
     finite = {k: float(v) for k, v in values.items() if not math.isnan(float(v))}
-    if finite:
+    if not finite:
+        return
+    trainer = pl_module.trainer
+    if trainer.loggers or trainer.state.fn != "fit":
+        # Loggers, and validate()/test() results, read what log_dict records.
         pl_module.log_dict(finite, on_step=False, on_epoch=True, sync_dist=False)
+    else:
+        # While fitting without a logger only callbacks read the values, from callback_metrics;
+        # setting them there skips log_dict's result objects, which Lightning builds anew in
+        # every fit (most of the fixed cost a train() call adds to a plain Trainer.fit).
+        device = pl_module.device
+        trainer.callback_metrics.update(
+            {k: torch.tensor(v, device=device) for k, v in finite.items()}
+        )

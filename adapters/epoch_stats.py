@@ -34,7 +34,9 @@ class EpochStats:
         return self._count
 
     def add_loss(self, loss: torch.Tensor, n: int) -> None:
-        self._loss_sum = self._loss_sum + loss.detach().to(torch.float64) * n
+        if not isinstance(self._loss_sum, torch.Tensor):
+            self._loss_sum = torch.zeros((), dtype=torch.float64, device=loss.device)
+        self._loss_sum.add_(loss.detach(), alpha=n)  # one in-place op, accumulated in float64
         self._count += n
 
     def add_metric(self, name: str, value: Any) -> None:

@@ -45,6 +45,7 @@ class HandlerModule(L.LightningModule):
         eval_modules: submodules kept in eval mode during training.
         debug_print_interval: log the batch loss every N training batches.
         logger: the handler's Python logger.
+        stop_owner: the object whose ``_stop_training`` flag ends training after an epoch.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class HandlerModule(L.LightningModule):
         eval_modules: list[nn.Module] | None = None,
         debug_print_interval: int | None = None,
         logger: logging.Logger | None = None,
+        stop_owner: Any = None,
     ):
         super().__init__()
         self.model = model
@@ -75,6 +77,7 @@ class HandlerModule(L.LightningModule):
         self.history = history if history is not None else History()
         self.eval_modules = list(eval_modules or [])
         self.debug_print_interval = debug_print_interval
+        self.stop_owner = stop_owner
         self.py_logger = logger or logging.getLogger("nn_handler")
         self.reader = BatchReader(self.model_type, model)
         metrics = dict(metrics or {})
@@ -93,6 +96,17 @@ class HandlerModule(L.LightningModule):
         self.last_batch_values: dict[str, Any] = {}
         self.epoch_logs: dict[str, Any] = {}
         self._nonfinite_warned = False
+
+    # Lightning sets ``_current_fx_name`` around every hook call (~30 times a training step) and
+    # nn.Module.__setattr__ scans the parameter, buffer and module dicts each time. These names
+    # never hold parameters, buffers or modules, so they are stored directly.
+    _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "last_batch_values", "epoch_logs"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in HandlerModule._PLAIN_ATTRIBUTES:
+            self.__dict__[name] = value
+        else:
+            super().__setattr__(name, value)
 
     # ----------------------------------------------------------------- steps
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -134,7 +148,8 @@ class HandlerModule(L.LightningModule):
                 "The training loss does not require grad: every parameter it depends on is "
                 "frozen (or the loss was computed without autograd). Unfreeze some parameters."
             )
-        if not bool(torch.isfinite(loss.detach())):
+        # One host read decides whether to skip the step (isfinite + bool launched extra ops).
+        if not math.isfinite(loss.item()):
             if not self._nonfinite_warned:
                 self._nonfinite_warned = True
                 warnings.warn(
@@ -180,6 +195,16 @@ class HandlerModule(L.LightningModule):
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         return predict_outputs(self.reader, self.model, batch)
+
+    def on_train_epoch_end(self) -> None:
+        # Runs after every non-monitoring callback (native ones included) and before the
+        # AutoSaver, so a stop requested this epoch still gets its checkpoint. Any rank asking
+        # stops all of them together.
+        stop = bool(getattr(self.stop_owner, "_stop_training", False))
+        if self.trainer.world_size > 1:
+            stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            self.trainer.should_stop = True
 
     # ---------------------------------------------------------- epoch values
     def reset_stage(self, stage: str) -> None:

@@ -64,4 +64,4 @@ class LossSpec:
                 f"The loss function returned a tensor of shape {tuple(value.shape)}; it must be a "
                 "scalar. Reduce it (e.g. reduction='mean') before returning."
             )
-        return value.reshape(())
+        return value.reshape(()) if value.dim() else value

@@ -129,6 +129,7 @@ def module_arguments(handler: NNHandler, debug_print_interval: int | None = None
         eval_modules=handler._eval_modules,
         debug_print_interval=debug_print_interval,
         logger=handler._logger,
+        stop_owner=handler,
     )
 
 
@@ -140,7 +141,12 @@ def lightning_callbacks(handler: NNHandler, save_on_last_epoch: bool) -> list[An
 
     native = [c for c in handler._callbacks if isinstance(c, Callback)]
     others = [c for c in handler._callbacks if not isinstance(c, Callback)]
-    callbacks: list[Any] = [EpochLogs(), NativeCallbackBridge(native, handler), *others]
+    callbacks: list[Any] = [EpochLogs()]
+    if native:
+        # Lightning dispatches every hook to every callback (6 per training step), so a bridge
+        # with nothing to call would cost per-step time for nothing.
+        callbacks.append(NativeCallbackBridge(native, handler))
+    callbacks += others
     if handler._auto_save.enabled:
         from .adapters.autosaver import AutoSaver
 

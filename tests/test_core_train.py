@@ -370,3 +370,20 @@ def test_fully_frozen_model_gets_a_clear_error(cls_data):
     handler.freeze_module(handler.module)
     with pytest.raises(RuntimeError, match="does not require grad"):
         handler.train(1, progress_bar=False)
+
+
+def test_stop_flag_set_by_a_lightning_callback_stops_training(cls_data):
+    import lightning as L
+
+    handler = make(cls_data)
+
+    class StopAfterTwo(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                handler._stop_training = True
+
+    handler.add_callback(StopAfterTwo())
+    handler.train(5, progress_bar=False)
+    assert len(handler.train_losses) == 2
+    handler.train(1, progress_bar=False)  # the flag is reset by the next call
+    assert len(handler.train_losses) == 3
