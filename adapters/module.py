@@ -148,7 +148,8 @@ class HandlerModule(L.LightningModule):
                 "The training loss does not require grad: every parameter it depends on is "
                 "frozen (or the loss was computed without autograd). Unfreeze some parameters."
             )
-        # One host read decides whether to skip the step (isfinite + bool launched extra ops).
+        # The one per-step host read: skipping a non-finite step (SPEC §3.4) is a decision the
+        # host must make before backward. Epoch values never sync per step (EpochStats).
         if not math.isfinite(loss.item()):
             if not self._nonfinite_warned:
                 self._nonfinite_warned = True
