@@ -7,6 +7,7 @@ import pickle
 import re
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -49,7 +50,9 @@ def describe(obj: Any) -> str:
     return f"a {type(obj).__name__} object"
 
 
-def read_file(path: str, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+def read_file(
+    path: str, map_location: Any = "cpu", mmap: bool = False, verify: bool = True
+) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with clear errors; never runs code from the file.
 
     Raises:
@@ -60,7 +63,18 @@ def read_file(path: str, map_location: Any = "cpu", mmap: bool = False) -> dict[
         raise FileNotFoundError(f"Checkpoint file not found: {path!r}.")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path!r} is a directory, not a checkpoint file.")
-    _verify_zip(path)
+    # The checksum pass runs beside torch.load (zlib releases the GIL), so it costs almost no
+    # wall time; its verdict is awaited before anything loaded is returned.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        verdict = pool.submit(_verify_zip, path) if verify else None
+        try:
+            return _load(path, map_location, mmap)
+        finally:
+            if verdict is not None:
+                verdict.result()  # raises ValueError for a damaged file, replacing any result
+
+
+def _load(path: str, map_location: Any, mmap: bool) -> dict[str, Any]:
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
@@ -133,7 +147,8 @@ def newest_in_directory(directory: str) -> str:
         if not os.path.isfile(full):
             continue
         try:
-            obj = read_file(full, "cpu", mmap=True)
+            # No checksum pass while only peeking at the epoch count; the chosen file gets one.
+            obj = read_file(full, "cpu", mmap=True, verify=False)
         except ValueError as err:
             warnings.warn(f"Skipping {full!r}: {err}", UserWarning, stacklevel=3)
             continue
