@@ -16,8 +16,7 @@ import argparse
 import json
 
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from digits import DigitsNet, accuracy, digits_datasets
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -25,30 +24,8 @@ from nn_handler import NNHandler, on_rank
 from nn_handler.utils import aggregate_metrics
 
 
-class DigitsNet(nn.Module):
-    """A two-layer perceptron for 8x8 digit images."""
-
-    def __init__(self, hidden: int = 64):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return (outputs.argmax(dim=1) == targets).float().mean()
-
-
 def digits() -> tuple[TensorDataset, TensorDataset]:
-    x, y = load_digits(return_X_y=True)
-    x_tr, x_va, y_tr, y_va = train_test_split(x / 16.0, y, test_size=0.2, random_state=0)
-    as_set = lambda a, b: TensorDataset(  # noqa: E731
-        torch.tensor(a, dtype=torch.float32), torch.tensor(b)
-    )
-    return as_set(x_tr, y_tr), as_set(x_va, y_va)
+    return digits_datasets(seed=0)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -62,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # use_distributed=None (the default) detects torchrun/srun; the process group exists now.
-    handler = NNHandler(DigitsNet, device=device, hidden=64)
+    handler = NNHandler(DigitsNet, device=device, hidden=64, dropout=0.0)
     world = handler._world_size
     train, val = digits()
     handler.set_train_loader(train, batch_size=args.batch_size, shuffle=True)

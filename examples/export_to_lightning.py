@@ -14,8 +14,8 @@ import tempfile
 
 import lightning as L
 import torch
+from digits import DigitsNet, accuracy, digits_datasets
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from quickstart import DigitsNet, accuracy, digits_datasets
 
 from nn_handler import NNHandler
 

@@ -11,41 +11,10 @@ import os
 import tempfile
 
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from digits import DigitsNet, accuracy, digits_datasets
 from torch import nn
-from torch.utils.data import TensorDataset
 
 from nn_handler import NNHandler
-
-
-class DigitsNet(nn.Module):
-    """A two-layer perceptron for 8x8 digit images."""
-
-    def __init__(self, hidden: int = 128, dropout: float = 0.1):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, 10),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return (outputs.argmax(dim=1) == targets).float().mean()
-
-
-def digits_datasets(seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
-    x, y = load_digits(return_X_y=True)
-    x = torch.tensor(x / 16.0, dtype=torch.float32)
-    y = torch.tensor(y, dtype=torch.long)
-    x_tr, x_va, y_tr, y_va = train_test_split(x, y, test_size=0.2, random_state=seed, stratify=y)
-    return TensorDataset(x_tr, y_tr), TensorDataset(x_va, y_va)
 
 
 def main(epochs: int = 20, progress_bar: bool = True) -> float:

@@ -203,13 +203,14 @@ def test_parallelize_on_gpus_runs_once_on_the_cpu():
         assert utils.parallelize_on_gpus(num_gpus=2)(lambda device: device.type)() == ["cpu"]
 
 
-def test_the_ddp_example_runs_in_one_process(tmp_path, capsys):
+def test_the_ddp_example_runs_in_one_process(tmp_path, capsys, monkeypatch):
     import importlib.util
     import json
     import warnings
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "examples" / "ddp_torchrun.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as `python examples/ddp_torchrun.py` does
     spec = importlib.util.spec_from_file_location("ddp_example", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
