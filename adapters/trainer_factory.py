@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -35,7 +35,6 @@ class TrainPlan:
     use_amp: bool = False
     progress_bar: bool = True
     epoch_train_and_val_pbar: bool = False
-    trainer_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def check_trainer_kwargs(kwargs: dict[str, Any]) -> None:

@@ -215,7 +215,6 @@ def run(
         use_amp=use_amp,
         progress_bar=progress_bar and handler._rank == 0,
         epoch_train_and_val_pbar=epoch_train_and_val_pbar,
-        trainer_kwargs=trainer_kwargs,
     )
     module = build_module(handler, debug_print_interval)
     callbacks = lightning_callbacks(handler, save_on_last_epoch)
