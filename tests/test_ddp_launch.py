@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch_env import clean_env
 from torch.utils.data import DataLoader
 
 SCRIPTS = Path(__file__).resolve().parent / "ddp_scripts"
@@ -21,21 +21,9 @@ from models import TinyNet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-_LAUNCH_ENV_DROP = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "TORCHELASTIC_RUN_ID",
-    "SLURM_PROCID",
-    "SLURM_NTASKS",
-)
-
 
 def torchrun(out: Path, mode: str, timeout: float, extra_env=None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in _LAUNCH_ENV_DROP}
+    env = clean_env()
     env.update(extra_env or {})
     cmd = [
         sys.executable,

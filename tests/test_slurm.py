@@ -16,25 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from launch_env import clean_env
 
 HERE = Path(__file__).resolve().parent
 JOB = HERE / "ddp_scripts" / "ddp_job.py"
 UP, DOWN = HERE / "slurm" / "up.sh", HERE / "slurm" / "down.sh"
 
 pytestmark = pytest.mark.slow
-
-# A launcher's variables in this process would leak into the job's environment.
-_DROP = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "TORCHELASTIC_RUN_ID",
-    "GROUP_RANK",
-    "GROUP_WORLD_SIZE",
-)
 
 
 def _node_ready() -> bool:
@@ -76,7 +64,7 @@ def slurm_cluster():
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _DROP and not k.startswith("SLURM_")}
+    env = clean_env(drop_slurm=True)
     env["NN_HANDLER_DDP_TIMEOUT"] = "120"
     return env
 

@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from launch_env import clean_env
+
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
-_DROP = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "SLURM_PROCID",
-    "SLURM_NTASKS",
-    "TORCHELASTIC_RUN_ID",
-)
 #: Exception types a load may raise for a damaged file (the documented ones).
 CLEAR_ERRORS = ("ValueError", "RuntimeError")
 
 
 def run_driver(out: Path, specs: list[str], timeout: float) -> dict[str, dict]:
     """Run ``driver.py OUT spec...`` in a fresh interpreter; ``{mode: report}``."""
-    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    env = clean_env()
     proc = subprocess.run(
         [sys.executable, str(DRIVER), str(out), *specs],
         env=env,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import torch
+from launch_env import clean_env
 
 from nn_handler import NNHandler
 
@@ -22,23 +23,12 @@ import ddp_fault  # noqa: E402
 COLLECTIVE_TIMEOUT_S = 30
 #: A dead rank must end the job well before the collective timeout: torchrun sees the exit.
 EXIT_BOUND_S = 20
-_DROP = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "TORCHELASTIC_RUN_ID",
-    "SLURM_PROCID",
-    "SLURM_NTASKS",
-)
 
 
 def launch(out: Path, mode: str, timeout_s: float) -> subprocess.Popen:
     """Start the 2-process job (rank 1 fails by ``mode``); its output goes to OUT/log.txt."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in _DROP}
+    env = clean_env()
     env["NN_HANDLER_DDP_TIMEOUT"] = str(timeout_s)
     command = [
         sys.executable,

@@ -1,0 +1,29 @@
+"""The environment for a child process that starts its own distributed job (torchrun, srun)."""
+
+from __future__ import annotations
+
+import os
+
+# A launcher's variables in the test process would leak into the job and confuse its ranks.
+LAUNCHER_VARIABLES = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "GROUP_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHELASTIC_RUN_ID",
+    "SLURM_PROCID",
+    "SLURM_NTASKS",
+)
+
+
+def clean_env(drop_slurm: bool = False) -> dict[str, str]:
+    """``os.environ`` without launcher variables (and without every ``SLURM_*`` if asked)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in LAUNCHER_VARIABLES and not (drop_slurm and k.startswith("SLURM_"))
+    }
