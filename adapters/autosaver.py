@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import string
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from nn_handler.checkpoint import atomic_save, handler_checkpoint
-from nn_handler.checkpoint._atomic import remove_quietly
+from .._autosave_config import AutoSaveSettings
+from .._run_state import SaverBookkeeping
+from ..checkpoint import atomic_save
+from ..checkpoint._atomic import remove_quietly
 
 __all__ = ["AutoSaver", "auto_save_name", "should_auto_save"]
 
@@ -29,14 +32,23 @@ def should_auto_save(
     return last and (interval == -1 or save_on_last_epoch)
 
 
+def _fallback_name(pattern: str, epoch: int) -> str:
+    literal = "".join(text for text, *_ in string.Formatter().parse(pattern)).rstrip("_-. ")
+    return f"{os.path.basename(literal) or 'model'}_epoch{epoch:02d}"
+
+
 def auto_save_name(pattern: str, logs: dict[str, Any], epoch: int) -> str:
-    """``pattern.format(**logs)`` with ``.pth`` appended; a missing key warns and falls back to
-    the pattern's literal text followed by ``_epoch<NN>``."""
+    """``pattern.format(**logs)`` with ``.pth`` appended: a file name, never a path.
+
+    A missing key (or a formatted name that would leave the directory) warns and falls back to
+    the pattern's literal text followed by ``_epoch<NN>``.
+    """
     try:
         name = pattern.format(**logs)
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise ValueError(f"{name!r} is not a file name")
     except (KeyError, IndexError, ValueError, AttributeError, TypeError) as err:
-        literal = "".join(text for text, *_ in string.Formatter().parse(pattern)).rstrip("_-. ")
-        name = f"{literal or 'model'}_epoch{epoch:02d}"
+        name = _fallback_name(pattern, epoch)
         warnings.warn(
             f"Auto-save name {pattern!r} cannot be formatted with the epoch logs "
             f"({type(err).__name__}: {err}; available keys: {sorted(logs)}); saving as "
@@ -53,25 +65,39 @@ class AutoSaver(ModelCheckpoint):
     Saves after global 1-based epochs N, 2N, ... (``interval=N``), after the last epoch of each
     ``train`` call (``interval=-1``, or ``save_on_last_epoch``), named by formatting the epoch
     logs. With ``overwrite`` the new file is written first and the previous auto-save removed
-    afterwards. It runs after every other ``on_train_epoch_end`` hook (Lightning calls checkpoint
-    callbacks last), so the epoch's history and scheduler step are in the file. Only rank 0 writes;
-    the other ranks wait. Each file also holds Lightning's own resume keys.
+    afterwards — only a file this process wrote, inside ``save_path``: a name from the epoch
+    logs never leaves the directory, and a file named by a loaded checkpoint is never deleted.
+    It runs after every other ``on_train_epoch_end`` hook (Lightning calls checkpoint callbacks
+    last), so the epoch's history and scheduler step are in the file. Only rank 0 writes; the
+    other ranks wait. Each file also holds Lightning's own resume keys.
 
     Args:
-        handler: the NNHandler whose ``_auto_save`` settings and state this saver uses.
+        settings: the ``auto_save`` settings.
+        bookkeeping: which files this process wrote (shared across ``train`` calls).
+        handler_keys: ``trainer -> the handler's checkpoint entries`` at that moment.
+        logger: where each save is logged.
         save_on_last_epoch: also save after the last epoch of the ``train`` call.
     """
 
-    def __init__(self, handler: Any, save_on_last_epoch: bool = True):
-        config = handler._auto_save
+    def __init__(
+        self,
+        settings: AutoSaveSettings,
+        bookkeeping: SaverBookkeeping,
+        handler_keys: Callable[[Any], dict[str, Any]],
+        logger: Any = None,
+        save_on_last_epoch: bool = True,
+    ):
         super().__init__(
-            dirpath=config.save_path,
+            dirpath=settings.save_path,
             save_top_k=0,
             save_last=False,
             save_on_train_epoch_end=True,
             enable_version_counter=False,
         )
-        self.handler = handler
+        self.settings = settings
+        self.bookkeeping = bookkeeping
+        self.handler_keys = handler_keys
+        self.py_logger = logger
         self.save_on_last_epoch = bool(save_on_last_epoch)
 
     @property
@@ -80,7 +106,7 @@ class AutoSaver(ModelCheckpoint):
 
     def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:
         # The directory is the handler's; it is created on the first save, not at setup.
-        self.dirpath = self.handler._auto_save.save_path
+        self.dirpath = self.settings.save_path
 
     # Saving happens only at the end of a training epoch: never per step, at validation end,
     # on an exception or at the end of fit.
@@ -99,45 +125,63 @@ class AutoSaver(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
             return
-        config = self.handler._auto_save
+        settings = self.settings
         epoch = trainer.current_epoch + 1
         last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
-        if not should_auto_save(config.interval, epoch, last, self.save_on_last_epoch):
+        if not should_auto_save(settings.interval, epoch, last, self.save_on_last_epoch):
             return
         logs = dict(getattr(pl_module, "epoch_logs", None) or {})
         logs["epoch"] = epoch
-        path = os.path.join(config.save_path, auto_save_name(config.name, logs, epoch))
-        self._write(trainer, path)
+        name = auto_save_name(settings.name, logs, epoch)
+        self._write(trainer, os.path.join(settings.save_path, name))
 
     def _write(self, trainer: L.Trainer, path: str) -> None:
-        config = self.handler._auto_save
-        previous = config.last_saved
+        previous = self.bookkeeping.last_saved
         # Every rank builds Lightning's part (strategies may gather state); rank 0 writes.
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        config.last_saved = path
         try:
             if trainer.is_global_zero:
-                checkpoint.update(handler_checkpoint(self.handler, trainer))
-                checkpoint["auto_saved"] = True
-                atomic_save(checkpoint, path)
-                if config.overwrite and previous and _differs(previous, path):
+                os.makedirs(self.settings.save_path, exist_ok=True)
+                self._save(trainer, checkpoint, path, previous)
+                if self.settings.overwrite and previous and self._may_delete(previous, path):
                     remove_quietly(previous)
-                self.handler._logger.info("Auto-saved checkpoint %s.", path)
-        except BaseException:
-            config.last_saved = previous
-            raise
+                    self.bookkeeping.forget(previous)
+                if self.py_logger is not None:
+                    self.py_logger.info("Auto-saved checkpoint %s.", path)
+            else:
+                self.bookkeeping.record(path)
         finally:
             trainer.strategy.barrier("nn_handler.AutoSaver")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = path
         self.last_model_path = path
 
+    def _save(self, trainer: L.Trainer, checkpoint: dict, path: str, previous: str | None) -> None:
+        was_ours = self.bookkeeping.wrote(path)
+        self.bookkeeping.record(path)  # the file names itself as the last auto-save
+        try:
+            checkpoint.update(self.handler_keys(trainer))
+            checkpoint["auto_saved"] = True
+            atomic_save(checkpoint, path)
+        except BaseException:
+            if not was_ours:
+                self.bookkeeping.forget(path)
+            self.bookkeeping.last_saved = previous
+            raise
+
+    def _may_delete(self, previous: str, new: str) -> bool:
+        """Only a different file that this process wrote, inside this saver's directory."""
+        inside = os.path.dirname(os.path.abspath(previous)) == os.path.abspath(
+            self.settings.save_path
+        )
+        return inside and _differs(previous, new) and self.bookkeeping.wrote(previous)
+
     def state_dict(self) -> dict[str, Any]:
-        return self.handler._auto_save.state_dict()
+        return self.settings.state_dict(self.bookkeeping.last_saved)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "last_saved_model" in state_dict:
-            self.handler._auto_save.last_saved = state_dict["last_saved_model"]
+        """Nothing is taken from a file: it may not choose what this saver deletes or where it
+        writes (a ``Trainer.fit(ckpt_path=...)`` resume keeps the handler's own settings)."""
 
 
 def _differs(a: str, b: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nn_handler.enums import ModelType
+from ..enums import ModelType
 
 __all__ = ["BatchReader", "batch_size_of"]
 

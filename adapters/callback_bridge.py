@@ -8,8 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from nn_handler.callbacks.base import HOOKS, Callback
-
+from ..callbacks.base import HOOKS, Callback
 from .batches import batch_size_of
 from .epoch_logs import EpochLogs
 
@@ -49,12 +48,14 @@ class NativeCallbackBridge(L.Callback):
 
     Args:
         callbacks: the native callbacks, in call order.
-        handler: the object whose ``_stop_training`` flag and ``logger`` the callbacks use.
+        logger: where failures of callbacks are logged (the handler's logger).
+        run_state: whose ``stop_requested`` flag is cleared when training starts.
     """
 
-    def __init__(self, callbacks: list[Callback], handler: Any):
+    def __init__(self, callbacks: list[Callback], logger: Any = None, run_state: Any = None):
         self.callbacks = list(callbacks)
-        self.handler = handler
+        self.logger = logger
+        self.run_state = run_state
         self._by_hook = {h: [c for c in self.callbacks if h in overridden_hooks(c)] for h in HOOKS}
         self._start_epoch = 0
         self._failures: dict[tuple[int, str], int] = {}
@@ -69,9 +70,8 @@ class NativeCallbackBridge(L.Callback):
     def _report(self, cb: Callback, hook: str, err: Exception) -> None:
         """Log every failure; warn once per callback and hook (batch hooks could flood)."""
         message = f"Callback {type(cb).__name__}.{hook} raised {type(err).__name__}: {err}"
-        logger = getattr(self.handler, "logger", None)
-        if logger is not None:
-            logger.error(message, exc_info=True)
+        if self.logger is not None:
+            self.logger.error(message, exc_info=True)
         key = (id(cb), hook)
         self._failures[key] = self._failures.get(key, 0) + 1
         if self._failures[key] == 1:
@@ -87,8 +87,8 @@ class NativeCallbackBridge(L.Callback):
     # ------------------------------------------------------------------ fit
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._start_epoch = trainer.current_epoch
-        if self.handler is not None:
-            self.handler._stop_training = False
+        if self.run_state is not None:
+            self.run_state.stop_requested = False
         self._call(
             "on_train_begin",
             {

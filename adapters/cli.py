@@ -8,7 +8,6 @@ native callbacks, auto-save) and fits it with a ``lightning.Trainer`` configured
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 from collections.abc import Callable, Sequence
@@ -21,10 +20,10 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.cli import LightningCLI, LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from nn_handler.callbacks.base import Callback
-from nn_handler.generative.sde import SDE
-from nn_handler.sampler import Sampler
-
+from .._setup import Setup
+from ..callbacks.base import Callback
+from ..generative.sde import SDE
+from ..sampler import Sampler
 from .datamodule import HandlerDataModule
 from .export import ExportedHandlerModule
 
@@ -32,6 +31,7 @@ _DATAMODULE_PATH = f"{HandlerDataModule.__module__}.{HandlerDataModule.__qualnam
 
 __all__ = [
     "AutoSave",
+    "setup_from_arguments",
     "HandlerCLIModule",
     "HandlerDataModule",
     "NNHandlerCLI",
@@ -50,77 +50,24 @@ class AutoSave:
     overwrite: bool = False
 
 
-def factory_parts(factory: Any, key: str, base: type) -> tuple[type, dict[str, Any]]:
-    """``(class, kwargs)`` of a class or a ``functools.partial`` over one (what the CLI gives)."""
-    if inspect.isclass(factory):
-        cls, kwargs = factory, {}
-    elif isinstance(factory, functools.partial):
-        classes = [a for a in (factory.func, *factory.args) if inspect.isclass(a)]
-        if not classes:
-            raise TypeError(f"{key}: {factory!r} does not name a class.")
-        cls, kwargs = classes[-1], dict(factory.keywords)
-    else:
-        raise TypeError(
-            f"{key} must be a class or a class with init args (class_path/init_args), got "
-            f"{factory!r}; a lambda or a function cannot be saved in a checkpoint by import path."
-        )
-    if not issubclass(cls, base):
-        raise TypeError(f"{key}: {cls.__qualname__} is not a subclass of {base.__qualname__}.")
-    return cls, kwargs
+def setup_from_arguments(arguments: dict[str, Any], trainer: Any = None) -> Setup:
+    """The :class:`Setup` that :class:`HandlerCLIModule`'s arguments describe.
+
+    The same reader as for every config: each setup field reads its own ``model.<name>`` keys;
+    with ``trainer``, the training options are read from the Trainer too.
+    """
+    args: dict[str, Any] = {f"model.{k}": v for k, v in arguments.items()}
+    if trainer is not None:
+        args["trainer"] = trainer
+    return Setup.from_config(args)
 
 
-def _build_handler(
-    *,
-    model: Any,
-    loss: Callable,
-    model_type: str,
-    optimizer: Any,
-    scheduler: Any,
-    loss_kwargs: dict[str, Any] | None,
-    pass_epoch_to_loss: bool,
-    metrics: dict[str, Callable] | None,
-    callbacks: list[Callback] | None,
-    auto_save: AutoSave | None,
-    ema_decay: float,
-    save_model_code: bool,
-    sde: Any,
-    sampler: Any,
-) -> Any:
-    """The NNHandler these CLI arguments describe, configured through its public methods."""
+def _build_handler(arguments: dict[str, Any]) -> Any:
+    """The NNHandler these CLI arguments describe."""
     from nn_handler import NNHandler
-    from nn_handler._training import _setup_ema
 
-    model_class, model_kwargs = factory_parts(model, "model", nn.Module)
     # Lightning places and distributes the model; the handler must not start DDP itself.
-    handler = NNHandler(
-        model_class,
-        use_distributed=False,
-        model_type=model_type,
-        save_model_code=save_model_code,
-        model_kwargs=model_kwargs,
-    )
-    opt_class, opt_kwargs = factory_parts(optimizer, "optimizer", torch.optim.Optimizer)
-    handler.set_optimizer(opt_class, **opt_kwargs)
-    if scheduler is not None:
-        sched_class, sched_kwargs = factory_parts(scheduler, "scheduler", object)
-        handler.set_scheduler(sched_class, **sched_kwargs)
-    handler.set_loss_fn(loss, pass_epoch_to_loss=pass_epoch_to_loss, **(loss_kwargs or {}))
-    for name, fn in (metrics or {}).items():
-        handler.add_metric(name, fn)
-    for callback in callbacks or []:
-        handler.add_callback(callback)
-    if auto_save is not None:
-        handler.auto_save(
-            auto_save.interval, auto_save.save_path, auto_save.name, auto_save.overwrite
-        )
-    if sde is not None:
-        cls, kwargs = factory_parts(sde, "sde", SDE)
-        handler.set_sde(cls, **kwargs)
-    if sampler is not None:
-        cls, kwargs = factory_parts(sampler, "sampler", Sampler)
-        handler.set_sampler(cls, **kwargs)
-    _setup_ema(handler, ema_decay)
-    return handler
+    return NNHandler.from_setup(setup_from_arguments(arguments), use_distributed=False)
 
 
 class HandlerCLIModule(ExportedHandlerModule):
@@ -150,6 +97,10 @@ class HandlerCLIModule(ExportedHandlerModule):
         save_model_code: keep the model's source text in checkpoints.
         sde: an ``nn_handler.generative.sde.SDE`` subclass with init args (score-based models).
         sampler: a :class:`~nn_handler.Sampler` class with init args.
+        ddp_kwargs: options for the DDP strategy of a handler rebuilt from this setup.
+        epoch_train_and_val_pbar: show per-batch train/validation bars under the epoch bar.
+        use_amp: mixed precision with gradient scaling on CUDA (the Trainer's ``precision``
+            decides what runs; this records the setting for checkpoints).
     """
 
     def __init__(
@@ -173,24 +124,18 @@ class HandlerCLIModule(ExportedHandlerModule):
         save_model_code: bool = False,
         sde: Callable[[], SDE] | None = None,
         sampler: Callable[[], Sampler] | None = None,
+        ddp_kwargs: dict[str, Any] | None = None,
+        epoch_train_and_val_pbar: bool = False,
+        use_amp: bool = False,
     ):
-        handler = _build_handler(
-            model=model,
-            loss=loss,
-            model_type=model_type,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            loss_kwargs=loss_kwargs,
-            pass_epoch_to_loss=pass_epoch_to_loss,
-            metrics=metrics,
-            callbacks=callbacks,
-            auto_save=auto_save,
-            ema_decay=ema_decay,
-            save_model_code=save_model_code,
-            sde=sde,
-            sampler=sampler,
-        )
+        arguments = {
+            name: value
+            for name, value in locals().items()
+            if name in inspect.signature(HandlerCLIModule.__init__).parameters and name != "self"
+        }
+        handler = _build_handler(arguments)
         super().__init__(handler, debug_print_interval, save_on_last_epoch)
+        self.arguments = arguments
         self.train_seed = seed
 
     def on_fit_start(self) -> None:

@@ -25,7 +25,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from nn_handler._dist_env import DistEnv
+from .._dist_env import DistEnv
 
 __all__ = ["shard_train_loader", "shard_val_loader"]
 

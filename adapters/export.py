@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 
-from nn_handler._dist_env import DistEnv
-
+from .._dist_env import DistEnv
+from .._run_state import RunState
+from .._runtime import Runtime
+from .._setup import Setup
 from .datamodule import HandlerDataModule
 from .module import HandlerModule
-
-if TYPE_CHECKING:  # pragma: no cover
-    from nn_handler.handler import NNHandler
 
 __all__ = [
     "ExportedHandlerModule",
     "HandlerDataModule",
-    "export_config",
     "to_datamodule",
     "to_lightning_module",
 ]
@@ -35,6 +33,9 @@ class ExportedHandlerModule(HandlerModule):
     Epochs continue from the handler's history (as ``train()`` does): after ``train(2)``,
     ``Trainer(max_epochs=4).fit(module)`` runs epochs 3 and 4.
 
+    The handler is read through its public parts (``setup``, ``run_state``, ``runtime``) when
+    Lightning asks, so a setting changed after the export is seen by the next fit.
+
     Args:
         handler: the :class:`~nn_handler.NNHandler` to export.
         debug_print_interval: log the batch loss every N training batches.
@@ -43,23 +44,27 @@ class ExportedHandlerModule(HandlerModule):
 
     def __init__(
         self,
-        handler: NNHandler,
+        handler: Any,
         debug_print_interval: int | None = None,
         save_on_last_epoch: bool = True,
     ):
-        from nn_handler._training import module_arguments
+        from .._training import module_arguments
 
-        _check_ready(handler)
-        super().__init__(**module_arguments(handler, debug_print_interval))
+        setup, state, runtime = handler.setup, handler.run_state, handler.runtime
+        _check_ready(setup, runtime)
+        super().__init__(**module_arguments(setup, state, runtime, debug_print_interval))
         # A plain attribute: the handler is not an nn.Module and must stay out of the registry.
         self.__dict__["handler"] = handler
         self.save_on_last_epoch = bool(save_on_last_epoch)
 
     # ------------------------------------------------------------- callbacks
     def configure_callbacks(self) -> list[L.Callback]:
-        from nn_handler._training import lightning_callbacks
+        from .._training import lightning_callbacks
 
-        return lightning_callbacks(self.handler, self.save_on_last_epoch)
+        handler = self.handler
+        return lightning_callbacks(
+            handler.setup, handler.run_state, handler.runtime, self.save_on_last_epoch
+        )
 
     def setup(self, stage: str) -> None:
         # Lightning appends model callbacks after the Trainer's own; the epoch logs must come
@@ -71,9 +76,10 @@ class ExportedHandlerModule(HandlerModule):
         first = [c for c in callbacks if isinstance(c, (EpochLogs, NativeCallbackBridge))]
         rest = [c for c in callbacks if not isinstance(c, (EpochLogs, NativeCallbackBridge))]
         self.trainer.callbacks = first + rest
-        if self.trainer.world_size > 1 and not self.handler._dist.distributed:
+        runtime: Runtime = self.handler.runtime
+        if self.trainer.world_size > 1 and not runtime.dist.distributed:
             # Launched by Lightning (CLI, strategy="ddp"): callbacks read the rank from the handler.
-            self.handler._dist = DistEnv(
+            runtime.dist = DistEnv(
                 distributed=True,
                 rank=self.trainer.global_rank,
                 local_rank=self.trainer.local_rank,
@@ -86,45 +92,49 @@ class ExportedHandlerModule(HandlerModule):
 
     # -------------------------------------------------------------- progress
     def on_fit_start(self) -> None:
+        from .._training import ensure_ema
         from .trainer_factory import continue_from
 
-        if self.ema is not None:
-            self.ema.to(self.device)
+        handler = self.handler
+        ensure_ema(self.run_state, handler.module, handler.setup.training.ema_decay, self.device)
         trainer = self.trainer
         done = self.history.epochs_done
         if trainer.ckpt_path is None and trainer.current_epoch == 0 and done:
-            continue_from(trainer, done, self.handler._global_step)
+            continue_from(trainer, done, self.run_state.global_step)
 
     def on_fit_end(self) -> None:
-        self.handler._global_step = int(self.trainer.global_step)
+        self.run_state.global_step = int(self.trainer.global_step)
         self.model.train()
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the handler's keys, so ``NNHandler.load`` reads what Lightning writes."""
-        from nn_handler.checkpoint import handler_checkpoint
+        from ..checkpoint import handler_checkpoint
 
-        self.handler._global_step = int(self.trainer.global_step)
-        for key, value in handler_checkpoint(self.handler, trainer=self.trainer).items():
+        handler = self.handler
+        self.run_state.global_step = int(self.trainer.global_step)
+        keys = handler_checkpoint(handler.setup, self.run_state, handler.runtime, self.trainer)
+        for key, value in keys.items():
             # Lightning's own keys (state_dict, loops, optimizer_states, ...) stay authoritative.
             checkpoint.setdefault(key, value)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the handler state Lightning does not know about (history, EMA)."""
+        """Restore the handler state Lightning does not know about (history, EMA, step)."""
+        state: RunState = self.run_state
         if "train_losses" in checkpoint:
-            self.history.load_state_dict(checkpoint)
+            state.load_history(checkpoint)
+        elif "global_step" in checkpoint:
+            state.global_step = int(checkpoint["global_step"])
         ema_state = checkpoint.get("ema_state_dict")
-        if ema_state is not None and self.ema is not None:
-            self.ema.load_state_dict(ema_state)
-        if "global_step" in checkpoint:
-            self.handler._global_step = int(checkpoint["global_step"])
+        if ema_state is not None and state.ema is not None:
+            state.ema.load_state_dict(ema_state)
 
 
-def _check_ready(handler: NNHandler) -> None:
+def _check_ready(setup: Setup, runtime: Runtime) -> None:
     missing = []
-    if handler._optimizer is None:
+    if runtime.optimizer is None:
         missing.append("optimizer (set_optimizer)")
-    if handler._loss is None:
+    if setup.loss is None:
         missing.append("loss function (set_loss_fn)")
     if missing:
         raise RuntimeError(
@@ -132,27 +142,20 @@ def _check_ready(handler: NNHandler) -> None:
         )
 
 
-def to_lightning_module(handler: NNHandler, **kwargs: Any) -> ExportedHandlerModule:
+def to_lightning_module(handler: Any, **kwargs: Any) -> ExportedHandlerModule:
     """The handler's setup as an :class:`ExportedHandlerModule` (shares the handler's objects)."""
     return ExportedHandlerModule(handler, **kwargs)
 
 
-def to_datamodule(handler: NNHandler) -> HandlerDataModule:
+def to_datamodule(setup: Setup, state: RunState, runtime: Runtime) -> HandlerDataModule:
     """A :class:`HandlerDataModule` serving the loaders ``train()`` would fit on.
 
     Under DDP these are this rank's shards, as in ``train()``.
     """
-    from nn_handler._training import _apply_loaded_loader_rng, _loaders
+    from .._training import apply_loader_rng, loaders
 
-    if handler._train_data is None:
+    if setup.train_data is None:
         raise RuntimeError("The handler has no training data: call set_train_loader(...) first.")
-    _apply_loaded_loader_rng(handler)
-    train, val = _loaders(handler, handler._val_data is not None, {})
+    apply_loader_rng(setup, state)
+    train, val = loaders(setup, runtime, setup.val_data is not None, {})
     return HandlerDataModule.from_loaders(train, val)
-
-
-def export_config(handler: NNHandler, path: str, strict: bool = True, **train_args: Any) -> None:
-    """Write the Lightning CLI YAML that rebuilds ``handler`` (see :mod:`.config_writer`)."""
-    from .config_writer import write_config
-
-    write_config(handler, path, strict=strict, **train_args)

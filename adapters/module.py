@@ -12,11 +12,11 @@ import lightning as L
 import torch
 from torch import nn
 
-from nn_handler._loss import LossSpec
-from nn_handler._metrics import is_torchmetric
-from nn_handler.enums import ModelType
-from nn_handler.history import History
-
+from .._loss import LossSpec
+from .._metrics import is_torchmetric
+from .._run_state import RunState
+from ..enums import ModelType
+from ..history import History
 from .batches import BatchReader, batch_size_of
 from .epoch_stats import EpochStats
 
@@ -40,12 +40,11 @@ class HandlerModule(L.LightningModule):
         optimizer: a built optimizer over ``model``'s parameters.
         scheduler: an optional built scheduler over ``optimizer``; stepped once per epoch.
         sde: the SDE object given to score-based losses.
-        ema: an optional ``torch.optim.swa_utils.AveragedModel`` updated after each optimizer step.
-        history: where epoch values are appended.
+        run_state: where epoch values are recorded; its ``ema`` (if any) is updated after each
+            optimizer step and its ``stop_requested`` flag ends training after an epoch.
         eval_modules: submodules kept in eval mode during training.
         debug_print_interval: log the batch loss every N training batches.
         logger: the handler's Python logger.
-        stop_owner: the object whose ``_stop_training`` flag ends training after an epoch.
     """
 
     def __init__(
@@ -57,12 +56,10 @@ class HandlerModule(L.LightningModule):
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Any = None,
         sde: Any = None,
-        ema: nn.Module | None = None,
-        history: History | None = None,
+        run_state: RunState | None = None,
         eval_modules: list[nn.Module] | None = None,
         debug_print_interval: int | None = None,
         logger: logging.Logger | None = None,
-        stop_owner: Any = None,
     ):
         super().__init__()
         self.model = model
@@ -71,13 +68,11 @@ class HandlerModule(L.LightningModule):
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.sde = sde
-        # Kept out of the module registry: the averaged copy is neither trained nor checkpointed
-        # as part of the model's state_dict.
-        self.__dict__["ema"] = ema
-        self.history = history if history is not None else History()
+        # A plain attribute: the run state (and the EMA copy it holds) is neither trained nor
+        # checkpointed as part of the model's state_dict.
+        self.__dict__["run_state"] = run_state if run_state is not None else RunState()
         self.eval_modules = list(eval_modules or [])
         self.debug_print_interval = debug_print_interval
-        self.stop_owner = stop_owner
         self.py_logger = logger or logging.getLogger("nn_handler")
         self.reader = BatchReader(self.model_type, model)
         metrics = dict(metrics or {})
@@ -107,6 +102,14 @@ class HandlerModule(L.LightningModule):
             self.__dict__[name] = value
         else:
             super().__setattr__(name, value)
+
+    @property
+    def history(self) -> History:
+        return self.run_state.history
+
+    @property
+    def ema(self) -> Any:
+        return self.run_state.ema
 
     # ----------------------------------------------------------------- steps
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -201,7 +204,7 @@ class HandlerModule(L.LightningModule):
         # Runs after every non-monitoring callback (native ones included) and before the
         # AutoSaver, so a stop requested this epoch still gets its checkpoint. Any rank asking
         # stops all of them together.
-        stop = bool(getattr(self.stop_owner, "_stop_training", False))
+        stop = bool(self.run_state.stop_requested)
         if self.trainer.world_size > 1:
             stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
         if stop:

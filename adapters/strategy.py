@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from nn_handler._dist_env import DistEnv
+from .._dist_env import DistEnv
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",

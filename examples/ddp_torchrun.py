@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     final = aggregate_metrics({"val_loss": handler.val_losses[-1]})
     summary = {
         "processes": world,
-        "launcher": handler._dist.source,
+        "launcher": handler.runtime.dist.source,
         "epochs": len(handler.train_losses),
         "val_loss": final["val_loss"],
         "val_accuracy": handler.val_metrics_history["accuracy"][-1],

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import string
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AutoSaveConfig", "check_interval", "check_name"]
+__all__ = [
+    "AutoSaveSettings",
+    "check_interval",
+    "check_name",
+    "check_save_path",
+    "settings_for_resume",
+]
+
+DEFAULT_NAME = "model_epoch{epoch:02d}"
 
 
 def check_interval(interval: Any) -> int | None:
@@ -23,44 +32,110 @@ def check_interval(interval: Any) -> int | None:
 
 
 def check_name(name: Any) -> str:
+    """A file-name pattern: a format string that names a file inside ``save_path``."""
     if not isinstance(name, str) or not name:
         raise TypeError(f"auto_save name must be a non-empty format string, got {name!r}.")
     try:
-        list(string.Formatter().parse(name))
+        literal = "".join(text for text, *_ in string.Formatter().parse(name))
     except ValueError as err:
         raise ValueError(
             f"auto_save name {name!r} is not a valid format string ({err}); "
             "use e.g. 'model_epoch{epoch:02d}'."
         ) from err
+    if (
+        "/" in literal
+        or os.sep in literal
+        or (os.altsep and os.altsep in literal)
+        or (literal.strip(". ") == "" and "{" not in name)
+    ):
+        raise ValueError(
+            f"auto_save name {name!r} must be a file name, not a path: put the directory in "
+            "save_path (auto_save(interval, save_path='runs/a', name='model_epoch{epoch:02d}'))."
+        )
     return name
 
 
-@dataclass
-class AutoSaveConfig:
+def check_save_path(value: Any) -> str:
+    if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
+        raise TypeError(f"save_path must be a path, got {type(value).__name__}.")
+    path = os.fspath(value)
+    return path.decode() if isinstance(path, bytes) else path
+
+
+@dataclass(frozen=True)
+class AutoSaveSettings:
     """``interval``: None/0 off, N > 0 every N epochs, -1 after each ``train`` call's last epoch."""
 
     interval: int | None = None
     save_path: str = "."
-    name: str = "model_epoch{epoch:02d}"
+    name: str = DEFAULT_NAME
     overwrite: bool = False
-    last_saved: str | None = None
+
+    @classmethod
+    def checked(
+        cls, interval: Any, save_path: Any = ".", name: Any = DEFAULT_NAME, overwrite: Any = False
+    ) -> AutoSaveSettings:
+        """Settings from user input, each value validated."""
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be a bool, got {overwrite!r}.")
+        return cls(
+            check_interval(interval), check_save_path(save_path), check_name(name), overwrite
+        )
 
     @property
     def enabled(self) -> bool:
         return bool(self.interval)
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, last_saved: str | None = None) -> dict[str, Any]:
         return {
             "save_interval": self.interval,
             "save_path": self.save_path,
             "save_model_name": self.name,
             "overwrite_last_saved": self.overwrite,
-            "last_saved_model": self.last_saved,
+            "last_saved_model": last_saved,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.interval = state.get("save_interval")
-        self.save_path = state.get("save_path", ".")
-        self.name = state.get("save_model_name", "model_epoch{epoch:02d}")
-        self.overwrite = bool(state.get("overwrite_last_saved", False))
-        self.last_saved = state.get("last_saved_model")
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> AutoSaveSettings:
+        """Settings read from a file, validated as user input is.
+
+        Raises:
+            TypeError, ValueError: a value that ``auto_save`` would refuse.
+        """
+        return cls.checked(
+            state.get("save_interval"),
+            state.get("save_path", "."),
+            state.get("save_model_name", DEFAULT_NAME),
+            bool(state.get("overwrite_last_saved", False)),
+        )
+
+
+def settings_for_resume(
+    state: dict[str, Any] | None, checkpoint_file: str
+) -> tuple[AutoSaveSettings, str | None]:
+    """The auto-save settings a loaded checkpoint may bring back, and why not when refused.
+
+    A file may not choose where we write: its settings are used only when they are valid and
+    its ``save_path`` is the directory the checkpoint itself was loaded from (the documented
+    resume recipe: load the last auto-save, train on, saving beside it) or a relative path that
+    stays inside the working directory (no ``..``). An absolute path elsewhere is refused.
+    """
+    if not state or not state.get("save_interval"):
+        return AutoSaveSettings(), None
+    try:
+        settings = AutoSaveSettings.from_state_dict(state)
+    except (TypeError, ValueError) as err:
+        return AutoSaveSettings(), f"its auto-save settings are invalid ({err})"
+    here = os.path.realpath(os.path.dirname(os.path.abspath(checkpoint_file)))
+    there = os.path.realpath(os.path.abspath(settings.save_path))
+    relative = not os.path.isabs(settings.save_path) and ".." not in _parts(settings.save_path)
+    if here != there and not relative:
+        return AutoSaveSettings(), (
+            f"its auto-save directory {settings.save_path!r} is neither the directory the "
+            f"checkpoint was loaded from ({here!r}) nor a folder of the working directory"
+        )
+    return settings, None
+
+
+def _parts(path: str) -> list[str]:
+    return path.replace(os.sep, "/").replace(os.altsep or "/", "/").split("/")

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ._devices import to_cpu, to_device
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .handler import NNHandler
+from ._run_state import RunState
+from ._runtime import Runtime
+from ._setup import Setup
 
 __all__ = ["predict", "inference_model"]
 
 
-def inference_model(handler: NNHandler, apply_ema: bool) -> torch.nn.Module:
+def inference_model(runtime: Runtime, state: RunState, apply_ema: bool) -> torch.nn.Module:
     """The EMA weights when asked for and available, else the trained model."""
-    if apply_ema and handler._ema is not None:
-        return handler._ema.module
-    return handler.model
+    if apply_ema and state.ema is not None:
+        return state.ema.module
+    return runtime.model
 
 
-def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> list[Any]:
+def predict(
+    setup: Setup, state: RunState, runtime: Runtime, data_loader: Any, apply_ema: bool = True
+) -> list[Any]:
     """Run the model in eval mode without gradients over ``data_loader``; outputs on the CPU."""
     from .adapters.batches import BatchReader
     from .adapters.module import predict_outputs
@@ -33,27 +35,28 @@ def predict(handler: NNHandler, data_loader: Any, apply_ema: bool = True) -> lis
         raise TypeError(
             f"predict expects a DataLoader (or a Dataset), got {type(data_loader).__name__}."
         )
-    sharded = handler._distributed and _process_group_ready()
+    dist = runtime.dist
+    sharded = dist.distributed and _process_group_ready()
     if sharded:
         from .utils._ordered_gather import batch_sizes, gather_predictions, shard_for_predict
 
         sizes = batch_sizes(data_loader, len(data_loader.dataset))
-        data_loader = shard_for_predict(data_loader, handler._world_size, handler._rank)
-    model = inference_model(handler, apply_ema)
-    reader = BatchReader(handler._model_type, handler._module)
+        data_loader = shard_for_predict(data_loader, dist.world_size, dist.rank)
+    model = inference_model(runtime, state, apply_ema)
+    reader = BatchReader(setup.model_type, runtime.module)
     was_training = model.training
     model.eval()
     outputs = []
     try:
         with torch.no_grad():
             for batch in data_loader:
-                batch = to_device(batch, handler._device)
+                batch = to_device(batch, runtime.device)
                 outputs.append(to_cpu(predict_outputs(reader, model, batch)))
     finally:
         model.train(was_training)
     if sharded:
         # Every rank predicted its strided share; rank 0 gets all of it in dataset order.
-        return gather_predictions(outputs, sizes, handler._world_size, handler._rank)
+        return gather_predictions(outputs, sizes, dist.world_size, dist.rank)
     return outputs
 
 

@@ -47,6 +47,13 @@ class LossSpec:
                 stacklevel=3,
             )
 
+    @classmethod
+    def quiet(cls, fn: Callable[..., Any], kwargs: dict[str, Any], pass_epoch: bool) -> LossSpec:
+        """A spec whose epoch-argument warning was already given (when it was first set)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(fn, dict(kwargs), bool(pass_epoch))
+
     def __call__(self, *args: Any, epoch: int = 0) -> torch.Tensor:
         kwargs = dict(self.kwargs, epoch=epoch) if self._epoch_ok else self.kwargs
         value = self.fn(*args, **kwargs)

@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .handler import NNHandler
+from ._run_state import RunState
+from ._runtime import Runtime
+from ._setup import Setup
+from .history import History
 
 __all__ = ["summary", "plot_losses", "plot_metrics"]
 
 
-def summary(handler: NNHandler, show_model_structure: bool = False) -> str:
+def summary(
+    setup: Setup, state: RunState, runtime: Runtime, show_model_structure: bool = False
+) -> str:
     """A human-readable description of the handler's configuration and progress."""
-    h = handler
+    params = list(runtime.module.parameters())
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    loss = setup.loss.fn if setup.loss else None
+    dist = runtime.dist
     lines = [
         "NNHandler",
-        f"  model:        {h._model_class.__name__}({h._model_kwargs})",
-        f"  model type:   {h._model_type.value}",
-        f"  device:       {h._device}",
-        f"  parameters:   {h.count_parameters():,} trainable / "
-        f"{h.count_parameters(trainable_only=False):,} total",
-        f"  optimizer:    {type(h._optimizer).__name__ if h._optimizer else None}",
-        f"  scheduler:    {type(h._scheduler).__name__ if h._scheduler else None}",
-        f"  loss:         {getattr(h.loss_fn, '__name__', type(h.loss_fn).__name__)}",
-        f"  metrics:      {', '.join(h._metrics.names()) or None}",
-        f"  callbacks:    {', '.join(type(c).__name__ for c in h._callbacks) or None}",
-        f"  epochs done:  {h._history.epochs_done}",
-        f"  distributed:  {h._distributed} (rank {h._rank} of {h._world_size})",
+        f"  model:        {setup.model.name}({dict(setup.model.kwargs)})",
+        f"  model type:   {setup.model_type.value}",
+        f"  device:       {runtime.device}",
+        f"  parameters:   {trainable:,} trainable / {sum(p.numel() for p in params):,} total",
+        f"  optimizer:    {type(runtime.optimizer).__name__ if runtime.optimizer else None}",
+        f"  scheduler:    {type(runtime.scheduler).__name__ if runtime.scheduler else None}",
+        f"  loss:         {getattr(loss, '__name__', type(loss).__name__)}",
+        f"  metrics:      {', '.join(setup.metrics) or None}",
+        f"  callbacks:    {', '.join(type(c).__name__ for c in setup.callbacks) or None}",
+        f"  epochs done:  {state.epochs_done}",
+        f"  distributed:  {dist.distributed} (rank {dist.rank} of {dist.world_size})",
     ]
-    if h._history.train_losses:
-        lines.append(f"  last loss:    {h._history.train_losses[-1]:.6g}")
+    if state.history.train_losses:
+        lines.append(f"  last loss:    {state.history.train_losses[-1]:.6g}")
     if show_model_structure:
-        lines.append(str(h._module))
+        lines.append(str(runtime.module))
     return "\n".join(lines)
 
 
@@ -68,17 +72,21 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
     plt.close(fig)
 
 
-def plot_losses(handler: NNHandler, log_y_scale: bool = False, save_path: str | None = None):
-    if handler._rank != 0:
+def plot_losses(
+    history: History, rank: int, log_y_scale: bool = False, save_path: str | None = None
+) -> None:
+    if rank != 0:
         return
-    h = handler._history
+    h = history
     _plot({"train": h.train_losses, "validation": h.val_losses}, "loss", log_y_scale, save_path)
 
 
-def plot_metrics(handler: NNHandler, log_y_scale: bool = False, prefix: str | None = None):
-    if handler._rank != 0:
+def plot_metrics(
+    history: History, rank: int, log_y_scale: bool = False, prefix: str | None = None
+) -> None:
+    if rank != 0:
         return
-    h = handler._history
+    h = history
     for name in sorted(set(h.train_metrics) | set(h.val_metrics)):
         series = {"train": h.train_metrics.get(name, []), "validation": h.val_metrics.get(name, [])}
         _plot(series, name, log_y_scale, f"{prefix}_{name}.png" if prefix else None)

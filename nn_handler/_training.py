@@ -1,21 +1,36 @@
-"""One ``NNHandler.train()`` call: checks, then a generated module fitted by a Lightning Trainer."""
+"""One ``NNHandler.train()`` call: checks, then a generated module fitted by a Lightning Trainer.
+
+Everything here is a function of the handler's three parts — the setup (what to train), the run
+state (what training produced so far) and the runtime (the live objects) — never of the facade.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ._dist_env import DistEnv
+from ._run_state import RunState
+from ._runtime import Runtime
+from ._setup import Setup, TrainOptions, check_positive_int
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .handler import NNHandler
-
-__all__ = ["run", "device_for_rank", "init_process_group", "build_module", "module_arguments"]
+__all__ = [
+    "apply_loader_rng",
+    "build_module",
+    "check_ready",
+    "device_for_rank",
+    "ensure_ema",
+    "init_process_group",
+    "lightning_callbacks",
+    "loaders",
+    "module_arguments",
+    "run",
+]
 
 # Lightning's start-up banners ("GPU available: ...") and tips, which the original never printed.
 _QUIET_LOGGERS = (
@@ -43,11 +58,11 @@ def device_for_rank(device: torch.device, dist: DistEnv) -> torch.device:
     return device
 
 
-def init_process_group(handler: NNHandler) -> None:
+def init_process_group(dist: DistEnv, device: torch.device) -> None:
     """Create the process group at construction so ``_rank`` etc. are usable at once."""
     from .adapters.strategy import ensure_process_group
 
-    ensure_process_group(handler._dist, handler._device)
+    ensure_process_group(dist, device)
 
 
 @contextlib.contextmanager
@@ -68,218 +83,204 @@ def quiet_lightning():
                 log.setLevel(level)
 
 
-def _positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        low = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{name} must be {low} int, got {value!r}.")
-    return value
+def check_ready(setup: Setup, runtime: Runtime, epochs: Any, options: TrainOptions) -> None:
+    """Raise before anything changes when ``train(epochs, ...)`` cannot run.
 
+    Raises:
+        RuntimeError: naming every missing piece of the setup.
+        ValueError, TypeError: bad ``epochs`` or ``trainer_kwargs``.
+    """
+    from .adapters.trainer_factory import check_trainer_kwargs
 
-def _check(handler: NNHandler) -> None:
     missing = []
-    if handler._module is None:
-        missing.append("model (set_model)")
-    if handler._optimizer is None:
+    if runtime.optimizer is None:
         missing.append("optimizer (set_optimizer)")
-    if handler._loss is None:
+    if setup.loss is None:
         missing.append("loss function (set_loss_fn)")
-    if handler._train_data is None:
+    if setup.train_data is None:
         missing.append("training data (set_train_loader)")
     if missing:
         raise RuntimeError("Cannot train: missing " + ", ".join(missing) + ".")
-    if handler._model_type.value == "score_based" and handler._sde is None:
+    if setup.model_type.value == "score_based" and runtime.sde is None:
         raise RuntimeError("Cannot train a SCORE_BASED model without an SDE: call set_sde(...).")
+    check_positive_int("epochs", epochs)
+    check_trainer_kwargs(options.trainer_kwargs)
 
 
-def _setup_ema(handler: NNHandler, decay: float) -> None:
-    if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0.0 <= decay < 1.0:
-        raise ValueError(f"ema_decay must be a float in [0, 1), got {decay!r}.")
+def ensure_ema(state: RunState, module: torch.nn.Module, decay: float, device: Any) -> None:
+    """Create (or keep) the exponential moving average of ``module``'s weights."""
     if decay == 0.0:
+        if state.ema is not None:
+            state.ema.to(device)
         return
-    if handler._ema is None or handler._ema_decay != decay:
+    if state.ema is None or state.ema_decay != decay:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-        handler._ema = AveragedModel(
-            handler._module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
+        state.ema = AveragedModel(
+            module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
         )
-        handler._ema.requires_grad_(False)
-    handler._ema_decay = float(decay)
-    handler._ema.to(handler._device)
+        state.ema.requires_grad_(False)
+        state.ema_decay = float(decay)
+    state.ema.to(device)
 
 
-def build_module(handler: NNHandler, debug_print_interval: int | None = None):
-    """The generated LightningModule for the handler's current configuration."""
-    from .adapters.module import HandlerModule
-
-    return HandlerModule(**module_arguments(handler, debug_print_interval))
-
-
-def module_arguments(handler: NNHandler, debug_print_interval: int | None = None) -> dict[str, Any]:
-    """``HandlerModule`` keyword arguments for the handler's current configuration."""
+def module_arguments(
+    setup: Setup, state: RunState, runtime: Runtime, debug_print_interval: int | None = None
+) -> dict[str, Any]:
+    """``HandlerModule`` keyword arguments for this setup."""
     return dict(
-        model=handler.model,
-        model_type=handler._model_type,
-        loss=handler._loss,
-        metrics=handler._metrics.as_dict(),
-        optimizer=handler._optimizer,
-        scheduler=handler._scheduler,
-        sde=handler._sde,
-        ema=handler._ema,
-        history=handler._history,
-        eval_modules=handler._eval_modules,
+        model=runtime.model,
+        model_type=setup.model_type,
+        loss=setup.loss,
+        metrics=dict(setup.metrics),
+        optimizer=runtime.optimizer,
+        scheduler=runtime.scheduler,
+        sde=runtime.sde,
+        run_state=state,
+        eval_modules=list(setup.eval_modules),
         debug_print_interval=debug_print_interval,
-        logger=handler._logger,
-        stop_owner=handler,
+        logger=runtime.logger,
     )
 
 
-def lightning_callbacks(handler: NNHandler, save_on_last_epoch: bool) -> list[Any]:
+def build_module(setup: Setup, state: RunState, runtime: Runtime):
+    """The generated LightningModule for this setup."""
+    from .adapters.module import HandlerModule
+
+    return HandlerModule(
+        **module_arguments(setup, state, runtime, setup.training.debug_print_interval)
+    )
+
+
+def checkpoint_builder(
+    setup: Setup, state: RunState, runtime: Runtime
+) -> Callable[[Any], dict[str, Any]]:
+    """``trainer -> handler checkpoint entries``, for savers that run inside a fit."""
+    from .checkpoint import handler_checkpoint
+
+    def build(trainer: Any) -> dict[str, Any]:
+        return handler_checkpoint(setup, state, runtime, trainer)
+
+    return build
+
+
+def lightning_callbacks(
+    setup: Setup, state: RunState, runtime: Runtime, save_on_last_epoch: bool
+) -> list[Any]:
     """Epoch logs first, then native callbacks, then Lightning callbacks, then the AutoSaver."""
     from .adapters.callback_bridge import NativeCallbackBridge
     from .adapters.epoch_logs import EpochLogs
     from .callbacks.base import Callback
 
-    native = [c for c in handler._callbacks if isinstance(c, Callback)]
-    others = [c for c in handler._callbacks if not isinstance(c, Callback)]
+    native = [c for c in setup.callbacks if isinstance(c, Callback)]
+    others = [c for c in setup.callbacks if not isinstance(c, Callback)]
     callbacks: list[Any] = [EpochLogs()]
     if native:
         # Lightning dispatches every hook to every callback (6 per training step), so a bridge
         # with nothing to call would cost per-step time for nothing.
-        callbacks.append(NativeCallbackBridge(native, handler))
+        callbacks.append(NativeCallbackBridge(native, runtime.logger, state))
     callbacks += others
-    if handler._auto_save.enabled:
+    if setup.auto_save.enabled:
         from .adapters.autosaver import AutoSaver
 
-        callbacks.append(AutoSaver(handler, save_on_last_epoch=save_on_last_epoch))
+        callbacks.append(
+            AutoSaver(
+                setup.auto_save,
+                state.saver,
+                checkpoint_builder(setup, state, runtime),
+                runtime.logger,
+                save_on_last_epoch=save_on_last_epoch,
+            )
+        )
     return callbacks
 
 
-def run(
-    handler: NNHandler,
-    *,
-    epochs: int,
-    validate_every: int | None,
-    gradient_accumulation_steps: int,
-    use_amp: bool,
-    gradient_clipping_norm: float | None,
-    ema_decay: float,
-    seed: int | None,
-    progress_bar: bool,
-    debug_print_interval: int | None,
-    save_on_last_epoch: bool,
-    epoch_train_and_val_pbar: bool,
-    trainer_kwargs: dict[str, Any] | None,
-) -> None:
-    """Run ``epochs`` more epochs of training for ``handler``."""
+def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
+    """Run ``epochs`` more epochs of training (``check_ready`` has passed)."""
     import lightning as L
 
     from .adapters.callback_bridge import lightning_loggers
     from .adapters.strategy import strategy_arguments
-    from .adapters.trainer_factory import (
-        TrainPlan,
-        check_trainer_kwargs,
-        continue_from,
-        trainer_arguments,
-    )
+    from .adapters.trainer_factory import TrainPlan, continue_from, trainer_arguments
 
-    _check(handler)
-    _positive_int("epochs", epochs)
-    validate_every = _positive_int("validate_every", validate_every or 0, allow_zero=True)
-    _positive_int("gradient_accumulation_steps", gradient_accumulation_steps)
-    if gradient_clipping_norm is not None and not (
-        isinstance(gradient_clipping_norm, (int, float))
-        and gradient_clipping_norm > 0
-        and math.isfinite(gradient_clipping_norm)
-    ):
-        raise ValueError(
-            "gradient_clipping_norm must be a positive number or None, got "
-            f"{gradient_clipping_norm!r}."
-        )
-    if debug_print_interval is not None:
-        _positive_int("debug_print_interval", debug_print_interval)
-    trainer_kwargs = {} if trainer_kwargs is None else trainer_kwargs
-    check_trainer_kwargs(trainer_kwargs)
-    trainer_kwargs = dict(trainer_kwargs)
-    if seed is not None:
-        handler.seed = seed
-    _setup_ema(handler, ema_decay)
-    _apply_loaded_loader_rng(handler)
-
-    validate = validate_every > 0 and handler._val_data is not None
+    options = setup.training
+    ensure_ema(state, runtime.module, options.ema_decay, runtime.device)
+    apply_loader_rng(setup, state)
+    validate = options.validate_every > 0 and setup.val_data is not None
     plan = TrainPlan(
         epochs=epochs,
-        start_epoch=handler._history.epochs_done,
-        validate_every=validate_every,
-        gradient_accumulation_steps=gradient_accumulation_steps,
-        gradient_clipping_norm=gradient_clipping_norm,
-        use_amp=use_amp,
-        progress_bar=progress_bar and handler._rank == 0,
-        epoch_train_and_val_pbar=epoch_train_and_val_pbar,
+        start_epoch=state.epochs_done,
+        validate_every=options.validate_every,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        gradient_clipping_norm=options.gradient_clipping_norm,
+        use_amp=options.use_amp,
+        progress_bar=options.progress_bar and runtime.dist.rank == 0,
+        epoch_train_and_val_pbar=options.epoch_train_and_val_pbar,
     )
-    module = build_module(handler, debug_print_interval)
-    callbacks = lightning_callbacks(handler, save_on_last_epoch)
+    module = build_module(setup, state, runtime)
+    callbacks = lightning_callbacks(setup, state, runtime, options.save_on_last_epoch)
+    trainer_kwargs = dict(options.trainer_kwargs)
     args = trainer_arguments(
         plan,
-        handler._device,
+        runtime.device,
         callbacks,
-        loggers=lightning_loggers(handler._callbacks, handler._auto_save.save_path),
+        loggers=lightning_loggers(list(setup.callbacks), setup.auto_save.save_path),
         has_checkpointing=any(_is_checkpoint(c) for c in callbacks),
-        root_dir=handler._auto_save.save_path,
-        scaler=_grad_scaler(handler, use_amp),
+        root_dir=setup.auto_save.save_path,
+        scaler=grad_scaler(state, runtime.device, options.use_amp),
     )
-    args.update(strategy_arguments(handler._dist, handler._device, handler._ddp_kwargs))
+    args.update(strategy_arguments(runtime.dist, runtime.device, setup.ddp_kwargs))
     args.update(trainer_kwargs)
-    handler._stop_training = False
+    state.stop_requested = False
     with quiet_lightning():
         trainer = L.Trainer(**args)
-        continue_from(trainer, plan.start_epoch, handler._global_step)
-        train_loader, val_loader = _loaders(handler, validate, trainer_kwargs)
+        continue_from(trainer, plan.start_epoch, state.global_step)
+        train_loader, val_loader = loaders(setup, runtime, validate, trainer_kwargs)
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    handler._global_step = int(trainer.global_step)
+    state.global_step = int(trainer.global_step)
     # Lightning's teardown moves the model to the CPU; the handler's device is the contract.
-    handler._module.to(handler._device).train()
-    if handler._ema is not None:
-        handler._ema.to(handler._device)
+    runtime.module.to(runtime.device).train()
+    if state.ema is not None:
+        state.ema.to(runtime.device)
 
 
-def _loaders(handler: NNHandler, validate: bool, trainer_kwargs: dict[str, Any]) -> tuple:
+def loaders(
+    setup: Setup, runtime: Runtime, validate: bool, trainer_kwargs: dict[str, Any]
+) -> tuple:
     """The loaders to fit on: under DDP, this rank's shards (see ``adapters/dist_loaders``)."""
-    train = handler._train_data.loader
-    val = handler._val_data.loader if validate else None
-    if handler._dist.distributed and trainer_kwargs.get("use_distributed_sampler", True):
+    train = setup.train_data.loader
+    val = setup.val_data.loader if validate and setup.val_data is not None else None
+    if runtime.dist.distributed and trainer_kwargs.get("use_distributed_sampler", True):
         import os
 
         from .adapters.dist_loaders import shard_train_loader, shard_val_loader
 
         # The shuffling seed must be the same on every rank.
-        seed = (
-            handler._seed if handler._seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        )
-        train = shard_train_loader(train, handler._dist, seed)
-        val = shard_val_loader(val, handler._dist) if val is not None else None
+        seed = setup.seed if setup.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        train = shard_train_loader(train, runtime.dist, seed)
+        val = shard_val_loader(val, runtime.dist) if val is not None else None
     return train, val
 
 
-def _apply_loaded_loader_rng(handler: NNHandler) -> None:
+def apply_loader_rng(setup: Setup, state: RunState) -> None:
     """After ``NNHandler.load``: loaders with their own generator continue its saved state."""
-    pending = getattr(handler, "_pending_loader_rng", None)
+    pending = state.take_loader_rng()
     if not pending:
         return
     from .checkpoint._rng import set_generator_state
 
-    for role, slot in (("train", handler._train_data), ("val", handler._val_data)):
+    for role, slot in (("train", setup.train_data), ("val", setup.val_data)):
         if slot is not None and slot.loader is not None:
             set_generator_state(slot.loader, pending.get(role))
-    handler._pending_loader_rng = None
 
 
-def _grad_scaler(handler: NNHandler, use_amp: bool) -> Any:
+def grad_scaler(state: RunState, device: torch.device, use_amp: bool) -> Any:
     """The handler's own GradScaler, kept across ``train`` calls (CUDA AMP only)."""
-    if not (use_amp and handler._device.type == "cuda"):
+    if not (use_amp and device.type == "cuda"):
         return None
-    if handler._grad_scaler is None:
-        handler._grad_scaler = torch.amp.GradScaler("cuda")
-    return handler._grad_scaler
+    if state.grad_scaler is None:
+        state.grad_scaler = torch.amp.GradScaler("cuda")
+    return state.grad_scaler
 
 
 def _is_checkpoint(callback: Any) -> bool:

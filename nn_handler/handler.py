@@ -1,7 +1,15 @@
-"""``NNHandler``: the drop-in facade that keeps a training setup and runs it on Lightning."""
+"""``NNHandler``: the drop-in facade that keeps a training setup and runs it on Lightning.
+
+The facade holds three objects and nothing else: the :class:`Setup` (what the
+user configured), the :class:`RunState` (what training produced) and the
+:class:`Runtime` (the live objects built from the setup). Setters validate
+and write into the setup; properties read from the three. Training, checkpoints, export and
+generative operations are functions of the three parts (see docs/architecture.md).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable
@@ -11,17 +19,21 @@ import torch
 from torch import nn
 
 from . import _inference, _plotting, _training
-from ._autosave_config import AutoSaveConfig, check_interval, check_name
-from ._data import DataSlot, make_slot
+from ._autosave_config import AutoSaveSettings, check_interval, check_name, check_save_path
+from ._component import Component
+from ._data import make_slot
 from ._devices import resolve_device
 from ._dist_env import detect_distributed
 from ._logging import make_logger
 from ._loss import LossSpec
-from ._metrics import MetricSet
+from ._metrics import check_metric
+from ._run_state import RunState
+from ._runtime import Runtime, build_model, build_optimizer, build_scheduler
 from ._seeding import seed_everything
+from ._setup import Setup, TrainOptions
 from .callbacks.base import Callback
 from .enums import LoggingMode, ModelType
-from .history import History
+from .generative import handler_ops as _generative
 
 __all__ = ["NNHandler"]
 
@@ -37,6 +49,26 @@ def _is_lightning_callback(obj: Any) -> bool:
     return isinstance(obj, LightningCallback)
 
 
+def _model_component(model_class: Any, model_kwargs: dict[str, Any]) -> Component:
+    if not (inspect.isclass(model_class) and issubclass(model_class, nn.Module)):
+        raise TypeError(
+            "model_class must be an nn.Module subclass (the class, not an instance), got "
+            f"{model_class!r}."
+        )
+    if "model_kwargs" in model_kwargs:
+        nested = model_kwargs.pop("model_kwargs")
+        if not isinstance(nested, dict):
+            raise TypeError(f"model_kwargs must be a dict, got {type(nested).__name__}.")
+        model_kwargs = {**nested, **model_kwargs}
+    return Component(model_class, model_kwargs)
+
+
+def _checked_ddp_kwargs(ddp_kwargs: Any) -> dict[str, Any]:
+    if not isinstance(ddp_kwargs, dict):
+        raise TypeError(f"ddp_kwargs must be a dict or None, got {type(ddp_kwargs).__name__}.")
+    return dict(ddp_kwargs)
+
+
 class NNHandler:
     """Keeps a model, its training configuration and its history; ``train()`` runs on Lightning.
 
@@ -47,7 +79,8 @@ class NNHandler:
             rank.
         logger_mode: :class:`LoggingMode` (or its name) or ``None`` for no log records.
         logger_filename, logger_filemode, logger_level: the log file and level.
-        save_model_code: keep the model class's source text in checkpoints (never executed).
+        save_model_code: keep the model class's source text in checkpoints (see
+            docs/checkpointing.md for the one opt-in that executes it).
         model_type: :class:`ModelType` or its case-insensitive name.
         use_distributed: ``True`` require DDP, ``False`` never, ``None`` detect.
         ddp_kwargs: options for the DDP strategy (e.g. ``find_unused_parameters``).
@@ -71,53 +104,86 @@ class NNHandler:
         ddp_kwargs: dict[str, Any] | None = None,
         **model_kwargs: Any,
     ):
-        if ddp_kwargs is not None and not isinstance(ddp_kwargs, dict):
-            raise TypeError(f"ddp_kwargs must be a dict or None, got {type(ddp_kwargs).__name__}.")
-        self._dist = detect_distributed(use_distributed)
-        self._ddp_kwargs = dict(ddp_kwargs or {})
-        self._device = _training.device_for_rank(resolve_device(device), self._dist)
-        self._logger = make_logger(
-            logger_mode, logger_filename, logger_filemode, logger_level, self._dist.rank
+        ddp_kwargs = _checked_ddp_kwargs({} if ddp_kwargs is None else ddp_kwargs)
+        model = _model_component(model_class, model_kwargs)
+        dist = detect_distributed(use_distributed)
+        resolved = _training.device_for_rank(resolve_device(device), dist)
+        logger = make_logger(logger_mode, logger_filename, logger_filemode, logger_level, dist.rank)
+        self._runtime = Runtime(dist, resolved, logger, build_model(model, resolved))
+        self._state = RunState()
+        self._setup = Setup(
+            model=model,
+            model_type=ModelType.parse(model_type),
+            save_model_code=bool(save_model_code),
+            model_code=_source_of(model_class) if save_model_code else None,
+            ddp_kwargs=ddp_kwargs,
+            device=str(device),
         )
-        self._stop_training = False
-        self._seed: int | None = None
-        self._history = History()
-        self._metrics = MetricSet()
-        self._callbacks: list[Any] = []
-        self._eval_modules: list[nn.Module] = []
-        self._auto_save = AutoSaveConfig()
-        self._loss: LossSpec | None = None
-        self._train_data: DataSlot | None = None
-        self._val_data: DataSlot | None = None
-        self._optimizer: torch.optim.Optimizer | None = None
-        self._optimizer_class: type | None = None
-        self._optimizer_kwargs: dict[str, Any] = {}
-        self._scheduler: Any = None
-        self._scheduler_class: type | None = None
-        self._scheduler_kwargs: dict[str, Any] = {}
-        self._ema: Any = None
-        self._ema_decay = 0.0
-        self._grad_scaler: Any = None
-        self._global_step = 0
-        self._compiled: nn.Module | None = None
-        self._sde: Any = None
-        self._sde_class: type | None = None
-        self._sde_kwargs: dict[str, Any] = {}
-        self._sampler: Any = None
-        self._sampler_class: type | None = None
-        self._sampler_kwargs: dict[str, Any] = {}
-        self._module: nn.Module | None = None
-        self.set_model(
-            model_class, save_model_code=save_model_code, model_type=model_type, **model_kwargs
+        if dist.distributed:
+            _training.init_process_group(dist, resolved)
+        logger.info(
+            "NNHandler ready: %s on %s (%s).", model.name, resolved, self._setup.model_type.value
         )
-        if self._dist.distributed:
-            _training.init_process_group(self)
-        self._logger.info(
-            "NNHandler ready: %s on %s (%s).",
-            self._model_class.__name__,
-            self._device,
-            self._model_type.value,
+
+    @classmethod
+    def from_setup(cls, setup: Setup, **handler_kwargs: Any) -> NNHandler:
+        """A handler built from a :class:`Setup` (a checkpoint, a config).
+
+        ``handler_kwargs`` are the constructor's process settings (``device``,
+        ``use_distributed``, ``logger_mode``, ...). Nothing is trained or seeded.
+        """
+        handler_kwargs.setdefault("device", setup.device)
+        handler = cls(
+            setup.model.target,
+            model_type=setup.model_type,
+            save_model_code=setup.save_model_code,
+            ddp_kwargs=dict(setup.ddp_kwargs),
+            model_kwargs=dict(setup.model.kwargs),
+            **handler_kwargs,
         )
+        handler._adopt(setup)
+        return handler
+
+    def _adopt(self, setup: Setup) -> None:
+        """Build everything ``setup`` describes beyond the model (see :meth:`from_setup`)."""
+        if setup.optimizer is not None:
+            self._set_optimizer(setup.optimizer)
+            if setup.scheduler is not None:
+                self._set_scheduler(setup.scheduler)
+        if setup.sde is not None:
+            self._runtime.sde = _generative.build_sde_checked(setup.sde)
+            self._setup = self._setup.replace(sde=setup.sde)
+        if setup.sampler is not None:
+            self._runtime.sampler = _generative.build_sampler_checked(setup.sampler, self.module)
+            self._setup = self._setup.replace(sampler=setup.sampler)
+        for callback in setup.callbacks:
+            self.add_callback(callback)
+        self._setup = self._setup.replace(
+            model_code=setup.model_code or self._setup.model_code,
+            loss=setup.loss,
+            metrics=dict(setup.metrics),
+            auto_save=setup.auto_save,
+            seed=setup.seed,
+            training=setup.training,
+            train_data=setup.train_data,
+            val_data=setup.val_data,
+        )
+
+    # --------------------------------------------------------------- parts
+    @property
+    def setup(self) -> Setup:
+        """What was configured (a frozen value; change it through the setters)."""
+        return self._setup
+
+    @property
+    def run_state(self) -> RunState:
+        """What training produced: history, step counter, EMA, auto-saver bookkeeping."""
+        return self._state
+
+    @property
+    def runtime(self) -> Runtime:
+        """The live objects built from the setup (model, optimizer, device, logger, ...)."""
+        return self._runtime
 
     # ------------------------------------------------------------------ model
     def set_model(
@@ -129,62 +195,47 @@ class NNHandler:
         **model_kwargs: Any,
     ) -> None:
         """Replace the model; an optimizer already set is rebuilt with the same class and kwargs."""
-        if not (inspect.isclass(model_class) and issubclass(model_class, nn.Module)):
-            raise TypeError(
-                "model_class must be an nn.Module subclass (the class, not an instance), got "
-                f"{model_class!r}."
-            )
-        if "model_kwargs" in model_kwargs:
-            nested = model_kwargs.pop("model_kwargs")
-            if not isinstance(nested, dict):
-                raise TypeError(f"model_kwargs must be a dict, got {type(nested).__name__}.")
-            model_kwargs = {**nested, **model_kwargs}
-        if model_type is not None:
-            self._model_type = ModelType.parse(model_type)
-        elif not hasattr(self, "_model_type"):
-            self._model_type = ModelType.CLASSIFICATION
-        if ddp_kwargs is not None:
-            if not isinstance(ddp_kwargs, dict):
-                raise TypeError(f"ddp_kwargs must be a dict, got {type(ddp_kwargs).__name__}.")
-            self._ddp_kwargs = dict(ddp_kwargs)
-        try:
-            module = model_class(**model_kwargs)
-        except TypeError as err:
-            raise TypeError(
-                f"Could not build {model_class.__name__} with kwargs {model_kwargs}: {err}"
-            ) from err
-        self._model_class = model_class
-        self._model_kwargs = dict(model_kwargs)
-        self._save_model_code = bool(save_model_code)
-        self._model_code = _source_of(model_class) if save_model_code else None
-        self._module = module.to(self._device)
-        self._compiled = None
-        self._eval_modules = []
-        self._ema = None
-        if self._optimizer_class is not None:
-            self.set_optimizer(self._optimizer_class, **self._optimizer_kwargs)
+        model = _model_component(model_class, model_kwargs)
+        kind = self._setup.model_type if model_type is None else ModelType.parse(model_type)
+        ddp = self._setup.ddp_kwargs if ddp_kwargs is None else _checked_ddp_kwargs(ddp_kwargs)
+        module = build_model(model, self._runtime.device)
+        self._runtime.module, self._runtime.compiled = module, None
+        self._state.ema = None
+        self._setup = self._setup.replace(
+            model=model,
+            model_type=kind,
+            save_model_code=bool(save_model_code),
+            model_code=_source_of(model_class) if save_model_code else None,
+            ddp_kwargs=ddp,
+            eval_modules=(),
+            compile_kwargs=None,
+        )
+        if self._setup.optimizer is not None:
+            self._set_optimizer(self._setup.optimizer)
+            if self._setup.scheduler is not None:
+                self._set_scheduler(self._setup.scheduler)
 
     @property
     def model(self) -> nn.Module:
         """The model used for training (compiled when ``compile_model`` was called)."""
-        return self._compiled if self._compiled is not None else self._module
+        return self._runtime.model
 
     @property
     def module(self) -> nn.Module:
         """The bare ``nn.Module``, never wrapped."""
-        return self._module
+        return self._runtime.module
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
-        return dict(self._model_kwargs)
+        return dict(self._setup.model.kwargs)
 
     @property
     def model_code(self) -> str | None:
-        return self._model_code
+        return self._setup.model_code
 
     @property
     def model_type(self) -> ModelType:
-        return self._model_type
+        return self._setup.model_type
 
     # --------------------------------------------------------- optimization
     def set_optimizer(self, optimizer_class: type[torch.optim.Optimizer], **kwargs: Any) -> None:
@@ -196,14 +247,13 @@ class NNHandler:
                 "optimizer_class must be a torch.optim.Optimizer subclass, got "
                 f"{optimizer_class!r}."
             )
-        try:
-            optimizer = optimizer_class(self._module.parameters(), **kwargs)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"Could not build {optimizer_class.__name__}: {err}") from err
-        self._optimizer_class, self._optimizer_kwargs = optimizer_class, dict(kwargs)
-        self._optimizer = optimizer
-        if self._scheduler_class is not None:
-            self.set_scheduler(self._scheduler_class, **self._scheduler_kwargs)
+        self._set_optimizer(Component(optimizer_class, kwargs))
+        if self._setup.scheduler is not None:
+            self._set_scheduler(self._setup.scheduler)
+
+    def _set_optimizer(self, component: Component) -> None:
+        self._runtime.optimizer = build_optimizer(component, self._runtime.module)
+        self._setup = self._setup.replace(optimizer=component)
 
     def set_scheduler(self, scheduler_class: type | None, **kwargs: Any) -> None:
         """Set an LR scheduler stepped once per epoch (``None`` removes it).
@@ -211,94 +261,104 @@ class NNHandler:
         ``ReduceLROnPlateau`` steps on ``val_loss`` when validation ran, else on ``loss``.
         """
         if scheduler_class is None:
-            self._scheduler = self._scheduler_class = None
-            self._scheduler_kwargs = {}
+            self._runtime.scheduler = None
+            self._setup = self._setup.replace(scheduler=None)
             return
         if not (inspect.isclass(scheduler_class) and issubclass(scheduler_class, _SCHEDULER_BASES)):
             raise TypeError(
                 "scheduler_class must be a torch.optim.lr_scheduler class (or None), got "
                 f"{scheduler_class!r}."
             )
-        if self._optimizer is None:
+        if self._runtime.optimizer is None:
             raise RuntimeError(
                 "Set an optimizer with set_optimizer(...) before set_scheduler(...)."
             )
-        try:
-            scheduler = scheduler_class(self._optimizer, **kwargs)
-        except (TypeError, ValueError) as err:
-            raise type(err)(f"Could not build {scheduler_class.__name__}: {err}") from err
-        self._scheduler_class, self._scheduler_kwargs = scheduler_class, dict(kwargs)
-        self._scheduler = scheduler
+        self._set_scheduler(Component(scheduler_class, kwargs))
+
+    def _set_scheduler(self, component: Component) -> None:
+        self._runtime.scheduler = build_scheduler(component, self._runtime.optimizer)
+        self._setup = self._setup.replace(scheduler=component)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
-        return self._optimizer
+        return self._runtime.optimizer
 
     @property
     def scheduler(self) -> Any:
-        return self._scheduler
+        return self._runtime.scheduler
 
     # ------------------------------------------------------------------ loss
     def set_loss_fn(
         self, loss_fn: Callable[..., Any], pass_epoch_to_loss: bool = False, **kwargs: Any
     ) -> None:
         """Set the loss; ``kwargs`` are passed on every call (``epoch=`` too if asked)."""
-        self._loss = LossSpec(loss_fn, dict(kwargs), bool(pass_epoch_to_loss))
+        self._setup = self._setup.replace(
+            loss=LossSpec(loss_fn, dict(kwargs), bool(pass_epoch_to_loss))
+        )
+
+    def _require_loss(self) -> LossSpec:
+        if self._setup.loss is None:
+            raise RuntimeError("Set a loss with set_loss_fn(...) first.")
+        return self._setup.loss
 
     @property
     def loss_fn(self) -> Callable[..., Any] | None:
-        return self._loss.fn if self._loss else None
+        return self._setup.loss.fn if self._setup.loss else None
 
     @property
     def pass_epoch_to_loss(self) -> bool:
-        return bool(self._loss and self._loss.pass_epoch)
+        return bool(self._setup.loss and self._setup.loss.pass_epoch)
 
     @pass_epoch_to_loss.setter
     def pass_epoch_to_loss(self, value: bool) -> None:
-        if self._loss is None:
-            raise RuntimeError("Set a loss with set_loss_fn(...) first.")
-        self._loss = LossSpec(self._loss.fn, self._loss.kwargs, bool(value))
+        loss = self._require_loss()
+        self._setup = self._setup.replace(loss=LossSpec(loss.fn, loss.kwargs, bool(value)))
 
     @property
     def loss_fn_kwargs(self) -> dict[str, Any]:
-        return dict(self._loss.kwargs) if self._loss else {}
+        return dict(self._setup.loss.kwargs) if self._setup.loss else {}
 
     @loss_fn_kwargs.setter
     def loss_fn_kwargs(self, value: dict[str, Any]) -> None:
         if not isinstance(value, dict):
             raise TypeError(f"loss_fn_kwargs must be a dict, got {type(value).__name__}.")
-        if self._loss is None:
-            raise RuntimeError("Set a loss with set_loss_fn(...) first.")
-        self._loss = LossSpec(self._loss.fn, dict(value), self._loss.pass_epoch)
+        loss = self._require_loss()
+        self._setup = self._setup.replace(loss=LossSpec(loss.fn, dict(value), loss.pass_epoch))
 
     # ------------------------------------------------------------------ data
     def set_train_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
         """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP)."""
-        self._train_data = make_slot(dataset, loader_kwargs, "train")
+        self._setup = self._setup.replace(train_data=make_slot(dataset, loader_kwargs, "train"))
 
     def set_val_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
         """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)``."""
-        self._val_data = make_slot(dataset, loader_kwargs, "val")
+        self._setup = self._setup.replace(val_data=make_slot(dataset, loader_kwargs, "val"))
 
     @property
     def train_loader(self):
-        return self._train_data.loader if self._train_data else None
+        return self._setup.train_data.loader if self._setup.train_data else None
 
     @property
     def val_loader(self):
-        return self._val_data.loader if self._val_data else None
+        return self._setup.val_data.loader if self._setup.val_data else None
+
+    @property
+    def saved_loader_kwargs(self) -> dict[str, Any]:
+        """The loader arguments recorded in the checkpoint this handler was loaded from."""
+        return dict(self._state.loaded_loader_kwargs)
 
     # --------------------------------------------------------------- metrics
     def add_metric(self, name: str, fn: Callable[..., Any]) -> None:
         """Track ``fn(outputs, targets)`` (or a ``torchmetrics.Metric``) under ``name``."""
-        self._metrics.add(name, fn)
+        check_metric(name, fn)
+        self._setup = self._setup.replace(metrics={**self._setup.metrics, name: fn})
 
     def clear_metrics(self) -> None:
-        self._metrics.clear()
+        self._setup = self._setup.replace(metrics={})
 
     @property
     def metrics(self) -> dict[str, Callable[..., Any]]:
-        return self._metrics.as_dict()
+        return dict(self._setup.metrics)
 
     # ------------------------------------------------------------- callbacks
     def add_callback(self, callback: Any) -> None:
@@ -310,22 +370,24 @@ class NNHandler:
                 "add_callback expects an nn_handler.callbacks.Callback or a "
                 f"lightning.pytorch.callbacks.Callback, got {type(callback).__name__}."
             )
-        self._callbacks.append(callback)
+        self._setup = self._setup.replace(callbacks=(*self._setup.callbacks, callback))
 
     def remove_callback(self, callback: Any) -> None:
+        callbacks = list(self._setup.callbacks)
         try:
-            self._callbacks.remove(callback)
+            callbacks.remove(callback)
         except ValueError:
             raise ValueError(
                 f"{type(callback).__name__} is not among this handler's callbacks."
             ) from None
+        self._setup = self._setup.replace(callbacks=tuple(callbacks))
 
     def clear_callbacks(self) -> None:
-        self._callbacks.clear()
+        self._setup = self._setup.replace(callbacks=())
 
     @property
     def callbacks(self) -> list[Any]:
-        return list(self._callbacks)
+        return list(self._setup.callbacks)
 
     # ------------------------------------------------------------ auto-save
     def auto_save(
@@ -335,104 +397,118 @@ class NNHandler:
         name: str = "model_epoch{epoch:02d}",
         overwrite: bool = False,
     ) -> None:
-        """Save a full checkpoint every ``interval`` epochs (-1: after each ``train``'s last)."""
-        self._auto_save.interval = check_interval(interval)
-        self._auto_save.save_path = str(save_path)
-        self._auto_save.name = check_name(name)
-        self._auto_save.overwrite = bool(overwrite)
+        """Save a full checkpoint every ``interval`` epochs (-1: after each ``train``'s last).
+
+        ``name`` is a file name (formatted with the epoch logs) inside ``save_path``. With
+        ``overwrite`` each new auto-save replaces the previous one *this* configuration wrote.
+        """
+        settings = AutoSaveSettings.checked(interval, save_path, name, bool(overwrite))
+        self._setup = self._setup.replace(auto_save=settings)
+        self._state.saver.reset()
+
+    def _replace_auto_save(self, **changes: Any) -> None:
+        settings = dataclasses.replace(self._setup.auto_save, **changes)
+        self._setup = self._setup.replace(auto_save=settings)
 
     @property
     def save_interval(self) -> int | None:
-        return self._auto_save.interval
+        return self._setup.auto_save.interval
 
     @save_interval.setter
     def save_interval(self, value: int | None) -> None:
-        self._auto_save.interval = check_interval(value)
+        self._replace_auto_save(interval=check_interval(value))
 
     @property
     def save_path(self) -> str:
-        return self._auto_save.save_path
+        return self._setup.auto_save.save_path
 
     @save_path.setter
     def save_path(self, value: str) -> None:
-        if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
-            raise TypeError(f"save_path must be a path, got {type(value).__name__}.")
-        self._auto_save.save_path = str(value)
+        self._replace_auto_save(save_path=check_save_path(value))
+        self._state.saver.reset()
 
     @property
     def save_model_name(self) -> str:
-        return self._auto_save.name
+        return self._setup.auto_save.name
 
     @save_model_name.setter
     def save_model_name(self, value: str) -> None:
-        self._auto_save.name = check_name(value)
+        self._replace_auto_save(name=check_name(value))
 
     @property
     def overwrite_last_saved(self) -> bool:
-        return self._auto_save.overwrite
+        return self._setup.auto_save.overwrite
 
     @overwrite_last_saved.setter
     def overwrite_last_saved(self, value: bool) -> None:
         if not isinstance(value, bool):
             raise TypeError(f"overwrite_last_saved must be a bool, got {value!r}.")
-        self._auto_save.overwrite = value
+        self._replace_auto_save(overwrite=value)
 
     # --------------------------------------------------------------- history
     @property
     def train_losses(self) -> list[float]:
-        return list(self._history.train_losses)
+        return list(self._state.history.train_losses)
 
     @property
     def val_losses(self) -> list[float]:
-        return list(self._history.val_losses)
+        return list(self._state.history.val_losses)
 
     @property
     def train_metrics_history(self) -> dict[str, list[float]]:
-        return {k: list(v) for k, v in self._history.train_metrics.items()}
+        return {k: list(v) for k, v in self._state.history.train_metrics.items()}
 
     @property
     def val_metrics_history(self) -> dict[str, list[float]]:
-        return {k: list(v) for k, v in self._history.val_metrics.items()}
+        return {k: list(v) for k, v in self._state.history.val_metrics.items()}
 
     # ------------------------------------------------------------ misc state
     @property
     def device(self) -> torch.device:
-        return self._device
+        return self._runtime.device
 
     @property
     def logger(self) -> logging.Logger:
-        return self._logger
+        return self._runtime.logger
 
     @property
     def seed(self) -> int | None:
-        return self._seed
+        return self._setup.seed
 
     @seed.setter
     def seed(self, value: int | None) -> None:
         if value is not None:
             seed_everything(value)
-        self._seed = value
+        self._setup = self._setup.replace(seed=value)
 
     @property
     def ema(self) -> Any:
-        """The ``AveragedModel`` holding the EMA weights (``None`` without ``ema_decay``)."""
-        return self._ema
+        """The exponential moving average of the weights (``None`` without ``ema_decay``)."""
+        return self._state.ema
+
+    @property
+    def _stop_training(self) -> bool:
+        return self._state.stop_requested
+
+    @_stop_training.setter
+    def _stop_training(self, value: bool) -> None:
+        self._state.stop_requested = bool(value)
 
     @property
     def _rank(self) -> int:
-        return self._dist.rank
+        return self._runtime.dist.rank
 
     @property
     def _local_rank(self) -> int:
-        return self._dist.local_rank
+        return self._runtime.dist.local_rank
 
     @property
     def _world_size(self) -> int:
-        return self._dist.world_size
+        return self._runtime.dist.world_size
 
     @property
     def _distributed(self) -> bool:
-        return self._dist.distributed
+        return self._runtime.dist.distributed
 
     # ------------------------------------------------------------- training
     def train(
@@ -455,21 +531,23 @@ class NNHandler:
         Validation runs every ``validate_every`` epochs when a validation loader is set (0 or
         ``None`` disables it). ``trainer_kwargs`` go to ``lightning.Trainer`` unchanged.
         """
-        _training.run(
-            self,
-            epochs=epochs,
-            validate_every=validate_every,
+        options = TrainOptions.checked(
+            validate_every=validate_every or 0,
             gradient_accumulation_steps=gradient_accumulation_steps,
             use_amp=use_amp,
             gradient_clipping_norm=gradient_clipping_norm,
             ema_decay=ema_decay,
-            seed=seed,
             progress_bar=progress_bar,
             debug_print_interval=debug_print_interval,
             save_on_last_epoch=save_on_last_epoch,
             epoch_train_and_val_pbar=epoch_train_and_val_pbar,
-            trainer_kwargs=trainer_kwargs,
+            trainer_kwargs={} if trainer_kwargs is None else trainer_kwargs,
         )
+        _training.check_ready(self._setup, self._runtime, epochs, options)
+        self._setup = self._setup.replace(training=options)
+        if seed is not None:
+            self.seed = seed
+        _training.run(self._setup, self._state, self._runtime, epochs)
 
     # ---------------------------------------------------------- checkpoints
     def save(self, path: str) -> None:
@@ -497,9 +575,11 @@ class NNHandler:
         """Rebuild a handler from a file written by :meth:`save` (or the newest in a directory).
 
         Extra keyword arguments: ``model_class``, ``model_kwargs``, ``loss_fn``, ``metrics``,
-        ``callbacks`` (what the file could not store), ``allow_legacy_pickle`` (unsafe: original
-        NNHandler pickles), ``trust_model_code``, ``restore_rng`` (default ``True``); others go
-        to the constructor. See docs/checkpointing.md.
+        ``callbacks`` (what the file could not store, or what you would rather give),
+        ``trust_checkpoint`` (rebuild functions and ``partial``s the file names: only for files
+        you trust), ``allow_legacy_pickle`` (unsafe: original NNHandler pickles),
+        ``trust_model_code``, ``restore_rng`` (default ``True``); others go to the constructor.
+        See docs/checkpointing.md.
         """
         from .checkpoint import load_handler
 
@@ -517,8 +597,9 @@ class NNHandler:
             **kwargs,
         )
 
-    @staticmethod
+    @classmethod
     def initialize_from_checkpoint(
+        cls,
         checkpoint_path: str,
         model_class: type[nn.Module],
         model_type: ModelType | str | None = None,
@@ -531,6 +612,7 @@ class NNHandler:
         from .checkpoint import initialize_from_checkpoint
 
         return initialize_from_checkpoint(
+            cls,
             checkpoint_path,
             model_class,
             model_type=model_type,
@@ -542,59 +624,57 @@ class NNHandler:
     # ----------------------------------------------------------- generative
     def set_sde(self, sde_class: type, **kwargs: Any) -> None:
         """Use ``sde_class(**kwargs)`` for score-based training and sampling."""
-        from .generative.handler_ops import set_sde
-
-        set_sde(self, sde_class, **kwargs)
+        component = _generative.sde_component(sde_class, kwargs)
+        self._runtime.sde = _generative.build_sde_checked(component)
+        self._setup = self._setup.replace(sde=component)
 
     @property
     def sde(self) -> Any:
-        return self._sde
+        return self._runtime.sde
 
     @sde.setter
     def sde(self, value: Any) -> None:
-        from .generative.handler_ops import assign_sde
-
-        assign_sde(self, value)
+        component = _generative.assigned_sde(value)
+        self._runtime.sde = value
+        self._setup = self._setup.replace(sde=component)
 
     def set_sampler(self, sampler_class: type, **kwargs: Any) -> None:
-        """Use ``sampler_class(**kwargs)`` (a :class:`~nn_handler.Sampler`) for ``get_samples``."""
-        from .generative.handler_ops import set_sampler
+        """Use ``sampler_class(**kwargs)`` (a :class:`~nn_handler.Sampler`) for ``get_samples``.
 
-        set_sampler(self, sampler_class, **kwargs)
+        A keyword argument that is this handler's model (``model=handler.module``) stays linked
+        to the handler's model, also after ``save``/``load``.
+        """
+        component = _generative.sampler_component(sampler_class, kwargs, self.module)
+        self._runtime.sampler = _generative.build_sampler_checked(component, self.module)
+        self._setup = self._setup.replace(sampler=component)
 
     @property
     def sampler(self) -> Any:
-        return self._sampler
+        return self._runtime.sampler
 
     @sampler.setter
     def sampler(self, value: Any) -> None:
-        from .generative.handler_ops import assign_sampler
-
-        assign_sampler(self, value)
+        component = _generative.assigned_sampler(value)
+        self._runtime.sampler = value
+        self._setup = self._setup.replace(sampler=component)
 
     def get_samples(self, N: int, device: str | torch.device | None = None) -> Any:
         """``N`` samples from the configured sampler (rank 0 under DDP; ``None`` elsewhere)."""
-        from .generative.handler_ops import get_samples
-
-        return get_samples(self, N, device)
+        return _generative.get_samples(self._runtime, N, device)
 
     def score(self, t: torch.Tensor, x: torch.Tensor, *args: Any) -> torch.Tensor:
         """The score ``model(t, x, *args) / sigma(t)`` of a score-based model."""
-        from .generative.handler_ops import score
-
-        return score(self, t, x, *args)
+        return _generative.score(self._runtime, t, x, *args)
 
     def sample(self, shape: Any, steps: int, **kwargs: Any) -> torch.Tensor | None:
         """Reverse-SDE sampling (Euler–Maruyama predictor, optional Langevin corrector)."""
-        from .generative.handler_ops import sample
-
-        return sample(self, shape, steps, **kwargs)
+        return _generative.sample(self._runtime, self._state, shape, steps, **kwargs)
 
     def log_likelihood(self, x: torch.Tensor, *args: Any, ode_steps: int, **kwargs: Any):
         """Log-likelihood of ``x`` through the probability-flow ODE (Hutchinson trace)."""
-        from .generative.handler_ops import log_likelihood
-
-        return log_likelihood(self, x, *args, ode_steps=ode_steps, **kwargs)
+        return _generative.log_likelihood(
+            self._runtime, self._state, x, *args, ode_steps=ode_steps, **kwargs
+        )
 
     # --------------------------------------------------------------- export
     def to_lightning_module(self):
@@ -607,18 +687,19 @@ class NNHandler:
         """A ``LightningDataModule`` over this handler's datasets and loader kwargs."""
         from .adapters.export import to_datamodule
 
-        return to_datamodule(self)
+        return to_datamodule(self._setup, self._state, self._runtime)
 
     def export_config(self, path: str, strict: bool = True, **train_args: Any) -> None:
         """Write the Lightning CLI YAML that rebuilds this handler.
 
-        ``train_args`` are ``train()``'s arguments for the run the YAML describes.
-        What has no import path (a lambda, a class in ``__main__``, in-memory data) raises
-        ``ValueError`` naming each key, or with ``strict=False`` is warned about and left null.
+        ``train_args`` are ``train()``'s arguments for the run the YAML describes (default:
+        those of the last ``train()`` call). What has no import path (a lambda, a class in
+        ``__main__``, in-memory data) raises ``ValueError`` naming each key, or with
+        ``strict=False`` is warned about and left null.
         """
-        from .adapters.export import export_config
+        from .adapters.config_writer import write_config
 
-        export_config(self, path, strict=strict, **train_args)
+        write_config(self._setup, self._runtime, path, strict=strict, **train_args)
 
     # ------------------------------------------------------------ inference
     def predict(self, data_loader: Any, apply_ema: bool = True) -> list[Any] | None:
@@ -627,16 +708,16 @@ class NNHandler:
         Under DDP every rank must call it: rank 0 gets all outputs in dataset order, the other
         ranks get ``None``.
         """
-        return _inference.predict(self, data_loader, apply_ema)
+        return _inference.predict(self._setup, self._state, self._runtime, data_loader, apply_ema)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.model(*args, **kwargs)
 
     def eval(self, activate: bool = True, log: bool = True) -> None:
         """Put the model in eval mode (``activate=False``: back to train mode)."""
-        self._module.train(not activate)
+        self.module.train(not activate)
         if log:
-            self._logger.info("Model set to %s mode.", "eval" if activate else "train")
+            self.logger.info("Model set to %s mode.", "eval" if activate else "train")
 
     def keep_eval_on_module(self, module: nn.Module, activate: bool = True) -> None:
         """Keep ``module`` (a submodule) in eval mode during training (e.g. frozen BatchNorm)."""
@@ -644,12 +725,12 @@ class NNHandler:
             raise TypeError(
                 f"keep_eval_on_module expects an nn.Module, got {type(module).__name__}."
             )
+        others = tuple(m for m in self._setup.eval_modules if m is not module)
         if activate:
-            if all(m is not module for m in self._eval_modules):
-                self._eval_modules.append(module)
             module.eval()
+            self._setup = self._setup.replace(eval_modules=(*others, module))
         else:
-            self._eval_modules = [m for m in self._eval_modules if m is not module]
+            self._setup = self._setup.replace(eval_modules=others)
 
     def freeze_module(self, module: nn.Module, verbose: bool = False) -> None:
         """Stop gradients for every parameter of ``module``."""
@@ -660,41 +741,42 @@ class NNHandler:
             param.requires_grad_(False)
             count += param.numel()
         if verbose:
-            self._logger.info("Froze %d parameters of %s.", count, type(module).__name__)
+            self.logger.info("Froze %d parameters of %s.", count, type(module).__name__)
 
     def count_parameters(self, trainable_only: bool = True) -> int:
-        params = self._module.parameters()
+        params = self.module.parameters()
         return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
     def compile_model(self, **kwargs: Any) -> None:
         """Train and predict through ``torch.compile(model, **kwargs)``."""
-        self._compiled = torch.compile(self._module, **kwargs)
+        self._runtime.compiled = torch.compile(self.module, **kwargs)
+        self._setup = self._setup.replace(compile_kwargs=dict(kwargs))
 
     def print(self, show_model_structure: bool = False) -> str:
         """A summary of the configuration (and the model structure if asked)."""
-        return _plotting.summary(self, show_model_structure)
+        return _plotting.summary(self._setup, self._state, self._runtime, show_model_structure)
 
     def __str__(self) -> str:
         return self.print()
 
     def __repr__(self) -> str:
-        return f"NNHandler({self._model_class.__name__}, device={str(self._device)!r})"
+        return f"NNHandler({self._setup.model.name}, device={str(self.device)!r})"
 
     def plot_losses(self, log_y_scale: bool = False, save_path: str | None = None) -> None:
         """Plot training/validation losses (rank 0); write a PNG when ``save_path`` is given."""
-        _plotting.plot_losses(self, log_y_scale, save_path)
+        _plotting.plot_losses(self._state.history, self._rank, log_y_scale, save_path)
 
     def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> None:
         """Plot each metric (rank 0); write ``<prefix>_<metric>.png`` when a prefix is given."""
-        _plotting.plot_metrics(self, log_y_scale, save_path_prefix)
+        _plotting.plot_metrics(self._state.history, self._rank, log_y_scale, save_path_prefix)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: fall through to the bare model.
-        if name.startswith("__") or name == "_module":
+        if name.startswith("__") or name in ("_runtime", "_setup", "_state"):
             raise AttributeError(name)
-        module = self.__dict__.get("_module")
-        if module is not None and hasattr(module, name):
-            return getattr(module, name)
+        runtime = self.__dict__.get("_runtime")
+        if runtime is not None and hasattr(runtime.module, name):
+            return getattr(runtime.module, name)
         raise AttributeError(f"Neither NNHandler nor its model has an attribute {name!r}.")
 
 

@@ -185,7 +185,7 @@ def test_only_overridden_hooks_are_called_and_auto_save_runs_after_epoch_end(sma
     handler.add_callback(EpochOnly())
     handler.add_callback(Spy())
     handler.train(2, progress_bar=False)
-    bridge = NativeCallbackBridge(handler._callbacks[:1], handler)
+    bridge = NativeCallbackBridge(handler.callbacks[:1], handler.logger, handler.run_state)
     assert [h for h in HOOKS if bridge._by_hook[h]] == ["on_epoch_end"]
     # Native callbacks run before Lightning callbacks given to add_callback (and the AutoSaver).
     assert events == [("native", 0), ("lightning", 0), ("native", 1), ("lightning", 1)]
@@ -262,7 +262,7 @@ def test_native_callbacks_in_a_plain_lightning_trainer(small_data):
     handler = make_handler(small_data)
     rec = Recorder()
     rec.set_handler(handler)
-    module = build_module(handler)
+    module = build_module(handler.setup, handler.run_state, handler.runtime)
     trainer = L.Trainer(
         max_epochs=2,
         callbacks=[EpochLogs(), NativeCallbackBridge([rec], handler)],

@@ -14,7 +14,7 @@ from torch import nn
 import nn_handler.checkpoint._atomic as atomic_mod
 from nn_handler import NNHandler, Sampler
 from nn_handler.callbacks import Callback
-from nn_handler.checkpoint import handler_checkpoint, initialize_from_checkpoint
+from nn_handler.checkpoint import handler_checkpoint
 
 SPEC_KEYS = {
     "model_state_dict",
@@ -155,7 +155,7 @@ def test_file_is_weights_only_and_has_every_key(trained):
     assert ckpt["train_loader_kwargs"] == {"batch_size": 64, "shuffle": True}
     assert set(ckpt["rng_states"]) >= {"python", "numpy", "torch"}
     # Lightning's view: the same tensors under the module's prefix, counters after 2 epochs.
-    assert ckpt["epoch"] == 2 and ckpt["global_step"] == trained._global_step == 6
+    assert ckpt["epoch"] == 2 and ckpt["global_step"] == trained.run_state.global_step == 6
     assert set(ckpt["state_dict"]) == {"model." + k for k in ckpt["model_state_dict"]}
     assert ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 2
     assert (
@@ -165,7 +165,7 @@ def test_file_is_weights_only_and_has_every_key(trained):
 
 
 def test_handler_checkpoint_has_only_handler_keys(trained):
-    keys = set(handler_checkpoint(trained))
+    keys = set(handler_checkpoint(trained.setup, trained.run_state, trained.runtime))
     assert SPEC_KEYS <= keys
     assert not keys & {"state_dict", "loops", "optimizer_states", "epoch", "global_step"}
 
@@ -184,7 +184,7 @@ def test_round_trip_restores_everything(trained, cls_data):
     assert h.loss_fn is nn.functional.cross_entropy and h.metrics == {"accuracy": accuracy}
     assert [type(c).__name__ for c in h.callbacks] == ["Counter"]
     assert h.callbacks[0].count == 2 and h.callbacks[0].handler is h
-    assert h.model_kwargs == trained.model_kwargs and h._global_step == 6
+    assert h.model_kwargs == trained.model_kwargs and h.run_state.global_step == 6
     # It trains on, numbering epochs from 3.
     h.set_train_loader(cls_data, batch_size=64, shuffle=True)
     h.train(1, progress_bar=False)
@@ -274,7 +274,7 @@ def test_pickle_payload_is_refused_without_running(tmp_path):
     with pytest.raises(ValueError, match=r"needs to run code.*allow_legacy_pickle=True"):
         NNHandler.load("evil.pth")
     with pytest.raises(ValueError, match="needs to run code"):
-        initialize_from_checkpoint("evil.pth", TinyNet)
+        NNHandler.initialize_from_checkpoint("evil.pth", TinyNet)
     assert not marker.exists()
 
 
@@ -289,6 +289,10 @@ def test_file_cannot_make_load_call_an_arbitrary_class(cls_data):
         "state": {},
     }
     ckpt["model_class"] = "subprocess:Popen"
+    torch.save(ckpt, "bad.pth")
+    with pytest.raises(ValueError, match="subprocess:Popen.*is refused.*standard library"):
+        NNHandler.load("bad.pth")
+    ckpt["model_class"] = "torch.optim:SGD"  # importable, but not of the kind the slot takes
     torch.save(ckpt, "bad.pth")
     with pytest.raises(ValueError, match="not a valid model class"):
         NNHandler.load("bad.pth")
@@ -349,7 +353,7 @@ def test_wrapper_prefixes_load_into_a_bare_model(trained, prefix):
     torch.save(ckpt, "wrapped.pth")
     assert _weights_equal(NNHandler.load("wrapped.pth", strict_load=True).module, trained.module)
     torch.save(ckpt["model_state_dict"], "wrapped_sd.pth")
-    h = initialize_from_checkpoint("wrapped_sd.pth", TinyNet)
+    h = NNHandler.initialize_from_checkpoint("wrapped_sd.pth", TinyNet)
     assert _weights_equal(h.module, trained.module)
 
 
@@ -375,7 +379,7 @@ def test_skip_flags(trained):
     assert h.scheduler is None and h.optimizer.param_groups[0]["lr"] == 2.5e-3
     h = NNHandler.load("trained.pth", skip_history=True)
     assert h.train_losses == [] and h.val_losses == [] and h.train_metrics_history == {}
-    assert h._global_step == 0
+    assert h.run_state.global_step == 0
     h = NNHandler.load("trained.pth", skip_callbacks=True)
     assert h.callbacks == []
 
@@ -385,7 +389,7 @@ def test_skip_ema_and_ema_round_trip(cls_data):
     h.train(1, progress_bar=False, ema_decay=0.9)
     h.save("ema.pth")
     loaded = NNHandler.load("ema.pth")
-    assert loaded._ema_decay == 0.9 and loaded.ema is not None
+    assert loaded.run_state.ema_decay == 0.9 and loaded.ema is not None
     assert _weights_equal(loaded.ema, h.ema)
     assert int(loaded.ema.n_averaged) == int(h.ema.n_averaged) == 3  # one per optimizer step
     assert NNHandler.load("ema.pth", skip_ema=True).ema is None
@@ -572,8 +576,11 @@ def test_import_paths_and_encoding_rules():
     assert len(problems) == 1 and problems[0].startswith("kw['bad']: ") and "lambda" in problems[0]
     assert stored["np"] == 1.5 and type(stored["np"]) is float
     with pytest.raises(Unresolvable, match=r"kw\['bad'\].*was not stored"):
-        decode(stored, "kw")
+        decode(stored, "kw", trust=True)
     del stored["bad"]
-    back = decode(stored, "kw")
+    # Without trust, a function chosen by the file (here inside a partial) is refused.
+    with pytest.raises(Unresolvable, match=r"kw\['fn'\] is a functools.partial"):
+        decode(stored, "kw")
+    back = decode(stored, "kw", trust=True)
     assert back["fn"].func is nn.functional.smooth_l1_loss and back["fn"].keywords == {"beta": 0.5}
     assert back["cls"] is torch.optim.SGD and back["tuple"] == (1, "a")

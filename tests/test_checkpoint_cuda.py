@@ -28,14 +28,14 @@ def _make(data, device="cuda"):
 def test_amp_scaler_and_device_mapping(cls_data):
     h = _make(cls_data)
     h.train(1, use_amp=True, progress_bar=False, seed=0)
-    assert h._grad_scaler is not None
+    assert h.run_state.grad_scaler is not None
     h.save("gpu.pth")
     ckpt = torch.load("gpu.pth", weights_only=True, map_location="cpu")
-    assert ckpt["grad_scaler_state_dict"]["scale"] == h._grad_scaler.get_scale()
+    assert ckpt["grad_scaler_state_dict"]["scale"] == h.run_state.grad_scaler.get_scale()
     assert "cuda" in ckpt["rng_states"] and ckpt["MixedPrecision"]
     on_gpu = NNHandler.load("gpu.pth")  # the saved device
     assert on_gpu.device.type == "cuda" and next(on_gpu.module.parameters()).is_cuda
-    assert on_gpu._grad_scaler.get_scale() == h._grad_scaler.get_scale()
+    assert on_gpu.run_state.grad_scaler.get_scale() == h.run_state.grad_scaler.get_scale()
     on_cpu = NNHandler.load("gpu.pth", device="cpu")
     assert not next(on_cpu.module.parameters()).is_cuda
     assert all(

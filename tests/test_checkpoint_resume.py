@@ -73,7 +73,7 @@ def test_train_save_load_train_equals_one_run(cls_data, one_go):
         resumed.train(2, progress_bar=False)
         assert _same_weights(resumed, one_go), path
         assert _same_history(resumed, one_go), path
-        assert resumed._global_step == one_go._global_step == 24
+        assert resumed.run_state.global_step == one_go.run_state.global_step == 24
 
 
 def test_load_restores_generators_unless_told_not_to(cls_data):
@@ -109,9 +109,17 @@ def test_lightning_trainer_resumes_from_handler_file(cls_data, one_go):
         enable_model_summary=False,
         enable_checkpointing=False,
         num_sanity_val_steps=0,
-        callbacks=[*lightning_callbacks(fresh, True), Probe()],
+        callbacks=[
+            *lightning_callbacks(fresh.setup, fresh.run_state, fresh.runtime, True),
+            Probe(),
+        ],
     )
-    trainer.fit(build_module(fresh), fresh.train_loader, fresh.val_loader, ckpt_path="half.pth")
+    trainer.fit(
+        build_module(fresh.setup, fresh.run_state, fresh.runtime),
+        fresh.train_loader,
+        fresh.val_loader,
+        ckpt_path="half.pth",
+    )
     assert (seen["epoch"], seen["step"], seen["lr"]) == (
         2,
         12,
@@ -132,7 +140,9 @@ def test_lightning_checkpoint_with_handler_keys_loads_and_extras_restore(cls_dat
     class Exported(HandlerModule):
         # What the exported module does: Lightning's own .ckpt files carry the handler keys.
         def on_save_checkpoint(self, checkpoint):
-            checkpoint.update(handler_checkpoint(first, self.trainer))
+            checkpoint.update(
+                handler_checkpoint(first.setup, first.run_state, first.runtime, self.trainer)
+            )
 
     module = Exported(**_module_args(first))
     trainer = L.Trainer(
@@ -141,29 +151,30 @@ def test_lightning_checkpoint_with_handler_keys_loads_and_extras_restore(cls_dat
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,
-        callbacks=lightning_callbacks(first, True),
+        callbacks=lightning_callbacks(first.setup, first.run_state, first.runtime, True),
     )
     torch.manual_seed(0)
     trainer.fit(module, first.train_loader, first.val_loader)
     trainer.save_checkpoint("lightning.ckpt")
     loaded = NNHandler.load("lightning.ckpt")
     assert _same_weights(loaded, first) and loaded.train_losses == first.train_losses
-    assert loaded._global_step == trainer.global_step == 12
+    assert loaded.run_state.global_step == trainer.global_step == 12
 
     fresh = _make(cls_data)
-    restore_handler_extras(fresh, torch.load("lightning.ckpt", weights_only=True))
-    assert _same_history(fresh, first) and fresh._global_step == 12
+    ckpt = torch.load("lightning.ckpt", weights_only=True)
+    restore_handler_extras(fresh.setup, fresh.run_state, ckpt)
+    assert _same_history(fresh, first) and fresh.run_state.global_step == 12
 
 
 def _module_args(h):
     return {
         "model": h.model,
         "model_type": h.model_type,
-        "loss": h._loss,
-        "metrics": h._metrics.as_dict(),
+        "loss": h.setup.loss,
+        "metrics": h.metrics,
         "optimizer": h.optimizer,
         "scheduler": h.scheduler,
-        "history": h._history,
+        "run_state": h.run_state,
     }
 
 

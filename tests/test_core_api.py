@@ -209,7 +209,7 @@ def test_two_handlers_share_no_state(cls_data):
     a.keep_eval_on_module(a.module.body[0])
     a.train(1, progress_bar=False)
     assert b.train_losses == [] and b.metrics == {} and b.callbacks == []
-    assert b._eval_modules == []
+    assert b.setup.eval_modules == ()
     assert a.logger is not b.logger
 
 

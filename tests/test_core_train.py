@@ -140,7 +140,7 @@ def test_score_based_calls_loss_with_sde_model_device():
     with pytest.raises(RuntimeError, match="SDE"):
         handler.train(1, progress_bar=False)
     sde = _ConstSDE()
-    handler._sde = sde
+    handler.runtime.sde = sde  # a minimal stand-in, not a full SDE: bypass set_sde checks
     handler.train(3, progress_bar=False)
     assert seen["sde"] is sde and seen["scale"] == 2.0
     assert torch.device(seen["device"]).type == "cpu"
@@ -303,7 +303,7 @@ def test_plain_metric_is_the_mean_of_batch_values(cls_data):
 def test_trainer_kwargs_pass_through_and_validation(cls_data):
     handler = make(cls_data)
     handler.train(2, progress_bar=False, trainer_kwargs={"limit_train_batches": 2})
-    assert handler._global_step == 4
+    assert handler.run_state.global_step == 4
     with pytest.raises(TypeError, match="lightning.Trainer does not take.*max_epoch"):
         handler.train(1, trainer_kwargs={"max_epoch": 3})
     with pytest.raises(ValueError, match="set by NNHandler.train"):

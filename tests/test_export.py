@@ -138,7 +138,7 @@ def test_epochs_continue_from_the_handler_history(cls_data):
     assert [n for _, n, _ in recorder.seen] == [3, 4]
     assert trainer.current_epoch == 4
     assert handler.train_losses == pytest.approx(reference.train_losses, abs=1e-6)
-    assert handler._global_step == reference._global_step == 16
+    assert handler.run_state.global_step == reference.run_state.global_step == 16
 
 
 def test_auto_save_runs_inside_a_plain_trainer(cls_data, tmp_path):
@@ -192,7 +192,7 @@ def test_lightning_resumes_from_a_handler_file(cls_data, tmp_path):
     trainer.fit(fresh.to_lightning_module(), datamodule=fresh.to_datamodule(), ckpt_path=path)
     assert len(fresh.train_losses) == 4
     assert fresh.train_losses[:2] == first.train_losses
-    assert trainer.global_step == reference._global_step
+    assert trainer.global_step == reference.run_state.global_step
     assert fresh.optimizer.param_groups[0]["lr"] == pytest.approx(
         reference.optimizer.param_groups[0]["lr"]
     )
@@ -225,7 +225,7 @@ def test_handler_loads_what_lightning_model_checkpoint_writes(cls_data, tmp_path
 
     loaded.set_train_loader(cls_data, batch_size=48, shuffle=True)  # data are not in checkpoints
     loaded.train(1, progress_bar=False)  # continues: epoch 4
-    assert len(loaded.train_losses) == 4 and loaded._global_step == 16
+    assert len(loaded.train_losses) == 4 and loaded.run_state.global_step == 16
 
 
 # ----------------------------------------------------------------------- export_config
@@ -304,7 +304,7 @@ def test_export_config_reads_loader_settings_from_a_dataloader(tmp_path):
         )
     )
     handler.set_val_loader(TensorDataset(torch.zeros(4, 8), torch.zeros(4).long()))
-    config, problems = build_config(handler)
+    config, problems = build_config(handler.setup, handler.runtime)
     assert config["data"]["init_args"]["train_loader"] == {
         "batch_size": 8,
         "shuffle": True,

@@ -6,6 +6,7 @@ marginal of the shipped (linear) SDEs stays Gaussian, so the exact score is know
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -255,9 +256,9 @@ def test_likelihood_score_guidance_adds_a_gradient_based_score():
 def test_apply_ema_samples_with_the_averaged_weights():
     torch.manual_seed(5)
     handler = exact_handler("vp")
-    handler._ema = AveragedModel(handler.module)
+    handler.run_state.ema = AveragedModel(handler.module)
     with torch.no_grad():
-        handler._ema.module.shift.fill_(3.0)
+        handler.ema.module.shift.fill_(3.0)
     assert_gaussian(handler.sample((2000, 2), steps=80, bar=False), 3.0, 1.0)
     assert_gaussian(handler.sample((2000, 2), steps=80, bar=False, apply_ema=False), 0.0, 1.0)
 
@@ -272,7 +273,7 @@ def test_sampling_leaves_no_graph_and_restores_train_mode():
 
 def test_sample_and_get_samples_only_on_rank_zero(monkeypatch):
     handler = exact_handler("ve")
-    monkeypatch.setattr(NNHandler, "_rank", property(lambda self: 1))
+    monkeypatch.setattr(handler.runtime, "dist", dataclasses.replace(handler.runtime.dist, rank=1))
     assert handler.sample((8, 2), steps=5, bar=False) is None
     assert handler.get_samples(4) is None
 
@@ -359,7 +360,11 @@ def test_a_duck_typed_sde_works_for_sampling_and_likelihood():
     handler = exact_handler("ve")
     duck = DuckVE()
     handler.sde = duck
-    assert handler.sde is duck and handler._sde_class is DuckVE and handler._sde_kwargs == {}
+    assert (
+        handler.sde is duck
+        and handler.setup.sde.target is DuckVE
+        and handler.setup.sde.kwargs == {}
+    )
     assert_gaussian(handler.sample((3000, 2), steps=150, bar=False), 0.0, 1.0)
     x = torch.randn(200, 2)
     ll = handler.log_likelihood(x, ode_steps=40, method="RK4")
@@ -370,12 +375,20 @@ def test_set_sde_and_sde_property_keep_class_and_kwargs():
     handler = NNHandler(ZeroScore, model_type="score_based")
     handler.set_sde(VPSDE, beta_min=0.2, beta_max=10.0)
     assert isinstance(handler.sde, VPSDE) and handler.sde.beta_max == 10.0
-    assert (handler._sde_class, handler._sde_kwargs) == (VPSDE, {"beta_min": 0.2, "beta_max": 10.0})
+    assert (handler.setup.sde.target, handler.setup.sde.kwargs) == (
+        VPSDE,
+        {"beta_min": 0.2, "beta_max": 10.0},
+    )
     handler.sde = VESDE(0.1, 5.0, T=2.0)
-    assert handler._sde_class is VESDE
-    assert handler._sde_kwargs == {"sigma_min": 0.1, "sigma_max": 5.0, "T": 2.0, "epsilon": 1e-5}
+    assert handler.setup.sde.target is VESDE
+    assert handler.setup.sde.kwargs == {
+        "sigma_min": 0.1,
+        "sigma_max": 5.0,
+        "T": 2.0,
+        "epsilon": 1e-5,
+    }
     handler.sde = None
-    assert handler.sde is None and handler._sde_class is None
+    assert handler.sde is None and handler.setup.sde is None
 
 
 @pytest.mark.parametrize(

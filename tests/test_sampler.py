@@ -58,8 +58,8 @@ def test_set_sampler_builds_it_and_get_samples_uses_the_handler_device():
     handler = NNHandler(Decoder)
     handler.set_sampler(CountingSampler, scale=2.5, width=4)
     assert isinstance(handler.sampler, CountingSampler)
-    assert handler._sampler_class is CountingSampler
-    assert handler._sampler_kwargs == {"scale": 2.5, "width": 4}
+    assert handler.setup.sampler.target is CountingSampler
+    assert handler.setup.sampler.kwargs == {"scale": 2.5, "width": 4}
     out = handler.get_samples(6)
     assert out.shape == (6, 4) and out.device == handler.device and torch.all(out == 2.5)
     assert handler.get_samples(2, device="cpu").shape == (2, 4)
@@ -70,10 +70,10 @@ def test_sampler_property_accepts_an_instance_and_none():
     handler = NNHandler(Decoder)
     sampler = CountingSampler(scale=-1.0)
     handler.sampler = sampler
-    assert handler.sampler is sampler and handler._sampler_class is CountingSampler
+    assert handler.sampler is sampler and handler.setup.sampler.target is CountingSampler
     assert torch.all(handler.get_samples(3) == -1.0)
     handler.sampler = None
-    assert handler.sampler is None and handler._sampler_class is None
+    assert handler.sampler is None and handler.setup.sampler is None
     with pytest.raises(RuntimeError, match=r"No sampler is set: call handler.set_sampler"):
         handler.get_samples(3)
 
@@ -123,7 +123,7 @@ def test_sde_and_sampler_round_trip_through_save_and_load():
     assert loaded.loss_fn is denoising_score_matching
     assert isinstance(loaded.sde, VESDE)
     assert loaded.sde.hparams == {"sigma_min": 0.05, "sigma_max": 12.0, "T": 2.0, "epsilon": 1e-5}
-    assert loaded._sde_kwargs == {"sigma_min": 0.05, "sigma_max": 12.0, "T": 2.0}
+    assert loaded.setup.sde.kwargs == {"sigma_min": 0.05, "sigma_max": 12.0, "T": 2.0}
     assert isinstance(loaded.sampler, CountingSampler) and loaded.sampler.scale == 0.5
     assert loaded.sampler.drawn == 7  # load(state) received the saved dict
     assert torch.equal(loaded.sampler.loaded["history"], torch.arange(3))

@@ -24,6 +24,7 @@ __all__ = [
     "atomic_save",
     "describe",
     "handler_checkpoint",
+    "handler_state",
     "initialize_from_checkpoint",
     "is_handler_checkpoint",
     "lightning_keys",
@@ -58,11 +59,16 @@ def write_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
     _on_rank_zero_then_wait(lambda: atomic_save(checkpoint, str(path)))
 
 
+def handler_state(handler: Any) -> dict[str, Any]:
+    """The complete checkpoint dict of an ``NNHandler`` (what :func:`save_handler` writes)."""
+    return full_checkpoint(handler.setup, handler.run_state, handler.runtime)
+
+
 def save_handler(handler: Any, path: str) -> None:
     """Write ``handler``'s complete state to ``path`` (atomic; rank 0 writes, others wait)."""
 
     def write() -> None:
-        atomic_save(full_checkpoint(handler), str(path))
-        handler._logger.info("Saved checkpoint %s.", path)
+        atomic_save(handler_state(handler), str(path))
+        handler.logger.info("Saved checkpoint %s.", path)
 
     _on_rank_zero_then_wait(write)

@@ -1,34 +1,47 @@
-"""Classes and functions as import paths, and values encoded so ``weights_only`` loading reads them.
+"""Values encoded as plain data that ``torch.load(weights_only=True)`` reads, and decoded safely.
 
 A checkpoint never pickles code. A class or function is stored as ``"package.module:QualName"``;
 an ``nn.Module`` instance (a loss such as ``nn.CrossEntropyLoss(weight=w)``, a torchmetrics
 metric) as its class path, the constructor arguments it keeps as same-named attributes, and its
 ``state_dict``. Values that cannot be stored this way (a lambda, a local class) become a
 "missing" marker and are reported at save time.
+
+Decoding is where a file could choose what runs, so it follows one rule (as Keras' ``safe_mode``):
+a file may *name* what to rebuild, of a checked kind, but nothing the file alone chooses is called
+with arguments the file alone chooses. Without ``trust``:
+
+- keyword arguments and states hold plain data, tensors, and ``nn.Module`` classes or instances
+  (rebuilt from plain data); a function or a ``functools.partial`` inside them is refused;
+- a top-level function slot (a loss, a metric) may name a function outside the standard library;
+- the standard library is never resolved (see ``_paths``).
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-import importlib
 import inspect
-import sys
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._paths import Kind, Unresolvable, UnsafeReference, import_path, resolve
+from .._placeholders import OWN_MODULE
+
 __all__ = [
+    "FUNCTION",
     "MISSING",
+    "MODULE_CLASS",
     "Unresolvable",
+    "UnsafeReference",
     "constructor_kwargs",
     "decode",
+    "decode_callable",
     "encode",
-    "import_path",
-    "resolve",
+    "is_marker",
+    "note_main",
 ]
 
 # Marker key of an encoded non-plain value; the value says which kind.
@@ -36,82 +49,14 @@ MARK = "__nn_handler__"
 MISSING = "missing"
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
 
-
-class Unresolvable(ValueError):
-    """An object that has no import path, or a stored path that does not resolve."""
-
-
-def import_path(obj: Any) -> str:
-    """``"module:QualName"`` of a class or function, checked to resolve back to ``obj``.
-
-    Raises:
-        Unresolvable: for lambdas, local definitions and objects not reachable by import.
-    """
-    module = getattr(obj, "__module__", None)
-    qualname = getattr(obj, "__qualname__", None)
-    name = getattr(obj, "__name__", qualname)
-    if not module or not qualname:
-        raise Unresolvable(f"{obj!r} has no module/qualified name")
-    if "<lambda>" in qualname or "<locals>" in qualname:
-        raise Unresolvable(f"{name} is a lambda or is defined inside a function")
-    # Built-in functions (torch.sigmoid) have a class-like qualname but live at module level.
-    paths = [f"{module}:{qualname}"] + ([f"{module}:{name}"] if name and name != qualname else [])
-    reason = ""
-    for path in paths:
-        try:
-            found = _lookup(path)
-        except Unresolvable as err:
-            reason = str(err)
-            continue
-        if found is obj or _same_function(found, obj):
-            return path
-        reason = f"{path} names another object"
-    raise Unresolvable(f"{name} cannot be imported back from {paths[0]} ({reason})")
-
-
-def _same_function(a: Any, b: Any) -> bool:
-    # Functions re-exported through wrappers (e.g. torch's overridable functions) compare equal
-    # by their wrapped code object.
-    return getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
-
-
-def _lookup(path: str) -> Any:
-    module_name, _, qualname = path.partition(":")
-    if not module_name or not qualname:
-        raise Unresolvable(f"{path!r} is not an import path of the form 'package.module:Name'")
-    if module_name == "__main__":
-        module = sys.modules.get("__main__")
-    else:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as err:  # noqa: BLE001 - any import failure means "not resolvable"
-            raise Unresolvable(f"module {module_name!r} cannot be imported: {err}") from None
-    obj: Any = module
-    for part in qualname.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise Unresolvable(f"{module_name!r} has no attribute {qualname!r}") from None
-    return obj
-
-
-def resolve(path: str, what: str, check: Callable[[Any], bool] | None = None) -> Any:
-    """The object at import path ``path``; ``check`` guards what the file may name.
-
-    Raises:
-        Unresolvable: with a message naming ``what`` and the path.
-    """
-    try:
-        obj = _lookup(path)
-    except Unresolvable as err:
-        raise Unresolvable(f"the {what} {path!r} cannot be resolved: {err}") from None
-    if check is not None and not check(obj):
-        raise Unresolvable(f"the {what} {path!r} resolves to {obj!r}, which is not a valid {what}")
-    return obj
-
-
-def is_main(obj: Any) -> bool:
-    return getattr(obj, "__module__", None) == "__main__"
+MODULE_CLASS = Kind(
+    "an nn.Module subclass", lambda o: inspect.isclass(o) and issubclass(o, nn.Module)
+)
+FUNCTION = Kind(
+    "a function",
+    lambda o: callable(o) and not inspect.isclass(o) and not inspect.ismodule(o),
+)
+_ANY = Kind("an importable object", lambda o: not inspect.ismodule(o))
 
 
 def constructor_kwargs(obj: Any) -> dict[str, Any]:
@@ -148,6 +93,8 @@ def encode(value: Any, problems: list[str], where: str) -> Any:
     Objects that cannot be encoded become a ``missing`` marker; a description is appended to
     ``problems`` (``where`` names the place, e.g. ``"loss_fn"``).
     """
+    if value is OWN_MODULE:
+        return {MARK: "own_module"}
     if isinstance(value, enum.Enum):
         return encode(value.value, problems, where)
     if isinstance(value, _PLAIN):
@@ -155,7 +102,7 @@ def encode(value: Any, problems: list[str], where: str) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach()
     if type(value).__module__ == "numpy":
-        return _numpy_value(value)
+        return value.tolist() if hasattr(value, "tolist") else value.item()
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [encode(v, problems, f"{where}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, list):
@@ -206,14 +153,8 @@ def _hashable(v: Any) -> bool:
     return True
 
 
-def _numpy_value(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value.item()
-
-
 def note_main(obj: Any, problems: list[str], where: str) -> None:
-    if is_main(obj):
+    if getattr(obj, "__module__", None) == "__main__":
         problems.append(
             f"{where}: {obj.__qualname__} is defined in the running script, stored as "
             f"'__main__:{obj.__qualname__}' (loads only from that same script)"
@@ -230,54 +171,89 @@ def is_marker(value: Any, kind: str | None = None) -> bool:
     return isinstance(value, dict) and MARK in value and (kind is None or value[MARK] == kind)
 
 
-def decode(value: Any, where: str) -> Any:
-    """Inverse of :func:`encode`; classes and functions are imported back.
+_TRUST_HINT = (
+    "; pass the object when loading, or NNHandler.load(..., trust_checkpoint=True) if you "
+    "trust this file"
+)
 
-    ``nn.Module`` markers are only instantiated for ``nn.Module`` subclasses, so a file cannot
-    make load call an arbitrary constructor.
+
+def decode(value: Any, where: str, trust: bool = False) -> Any:
+    """Inverse of :func:`encode` for keyword arguments and states (plain data).
+
+    Without ``trust`` only plain data, tensors and ``nn.Module`` classes/instances come back; a
+    function or ``partial`` chosen by the file raises :class:`UnsafeReference`.
 
     Raises:
-        Unresolvable: for a missing marker or a path that does not resolve.
+        Unresolvable: a missing marker, a path that does not resolve, or a refused reference.
     """
     if isinstance(value, dict):
         kind = value.get(MARK)
         if kind is None:
             out = OrderedDict() if isinstance(value, OrderedDict) else {}
             for k, v in value.items():
-                out[k] = decode(v, f"{where}[{k!r}]")
+                out[k] = decode(v, f"{where}[{k!r}]", trust)
             return out
-        if kind == MISSING:
-            raise Unresolvable(
-                f"{where} ({value.get('what')}) was not stored in the file: {value.get('reason')}"
-            )
-        if kind == "ref":
-            return resolve(value["path"], where, _not_a_module)
-        if kind == "partial":
-            func = decode(value["func"], f"{where}.func")
-            args = decode(value["args"], f"{where}.args")
-            return functools.partial(func, *args, **decode(value["kwargs"], where))
-        if kind == "module":
-            cls = resolve(value["path"], where, _is_module_class)
-            kwargs = decode(value["kwargs"], f"{where}.kwargs")
-            try:
-                obj = cls(**kwargs)
-            except TypeError:
-                obj = cls()
-            if value.get("state"):
-                obj.load_state_dict(value["state"], strict=False)
-            return obj
-        raise Unresolvable(f"{where} has an unknown encoding {kind!r}")
+        return _decode_marker(value, kind, where, trust, top_level=False)
     if isinstance(value, list):
-        return [decode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [decode(v, f"{where}[{i}]", trust) for i, v in enumerate(value)]
     if isinstance(value, tuple):
-        return tuple(decode(v, f"{where}[{i}]") for i, v in enumerate(value))
+        return tuple(decode(v, f"{where}[{i}]", trust) for i, v in enumerate(value))
     return value
 
 
-def _is_module_class(obj: Any) -> bool:
-    return inspect.isclass(obj) and issubclass(obj, nn.Module)
+def decode_callable(value: Any, where: str, trust: bool = False) -> Any:
+    """A top-level function slot (loss, metric): a function or an ``nn.Module`` instance.
+
+    Without ``trust`` a named function must lie outside the standard library; a ``partial``
+    (a function with arguments the file chose) is refused.
+    """
+    kind = value.get(MARK) if isinstance(value, dict) else None
+    if kind is None and trust and callable(value):
+        return value  # a legacy pickle the user opted in to: already an object
+    if kind is None:
+        raise Unresolvable(f"{where} is not a stored function or module ({type(value).__name__})")
+    return _decode_marker(value, kind, where, trust, top_level=True)
 
 
-def _not_a_module(obj: Any) -> bool:
-    # A module object (``os``) is never a valid stored reference.
-    return not inspect.ismodule(obj)
+def _decode_marker(value: dict, kind: str, where: str, trust: bool, top_level: bool) -> Any:
+    if kind == MISSING:
+        raise Unresolvable(
+            f"{where} ({value.get('what')}) was not stored in the file: {value.get('reason')}"
+        )
+    if kind == "own_module":
+        return OWN_MODULE
+    if kind == "ref":
+        if trust:
+            return resolve(value.get("path"), where, _ANY, trust=True)
+        slot = FUNCTION if top_level else MODULE_CLASS
+        try:
+            return resolve(value.get("path"), where, slot, trust=False)
+        except UnsafeReference as err:
+            raise UnsafeReference(str(err) + _TRUST_HINT) from None
+        except Unresolvable as err:
+            if not top_level and "which is not" in str(err):
+                raise UnsafeReference(
+                    f"{where} names {value.get('path')!r}: a function or class other than an "
+                    "nn.Module, inside arguments, is only rebuilt from a trusted file" + _TRUST_HINT
+                ) from None
+            raise
+    if kind == "partial":
+        if not trust:
+            raise UnsafeReference(
+                f"{where} is a functools.partial stored in the file (a function called with "
+                "arguments the file chose)" + _TRUST_HINT
+            )
+        func = _decode_marker(value["func"], value["func"].get(MARK), f"{where}.func", True, True)
+        args = decode(value.get("args", []), f"{where}.args", True)
+        return functools.partial(func, *args, **decode(value.get("kwargs", {}), where, True))
+    if kind == "module":
+        cls = resolve(value.get("path"), where, MODULE_CLASS, trust=trust)
+        kwargs = decode(value.get("kwargs") or {}, f"{where}.kwargs", trust)
+        try:
+            obj = cls(**kwargs)
+        except TypeError:
+            obj = cls()
+        if value.get("state"):
+            obj.load_state_dict(value["state"], strict=False)
+        return obj
+    raise Unresolvable(f"{where} has an unknown encoding {kind!r}")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from .._run_state import RunState
+from .._runtime import Runtime
+from .._setup import Setup
 from .._version import __version__
 from ..callbacks.base import Callback
 from . import _refs
 from ._rng import capture_rng, generator_state
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..handler import NNHandler
 
 __all__ = ["FORMAT_VERSION", "handler_checkpoint", "lightning_keys", "full_checkpoint"]
 
@@ -33,11 +33,11 @@ def _report(problems: list[str]) -> None:
         "Checkpoint: " + "; ".join(fresh) + ". To load such a file elsewhere, pass these objects "
         "to NNHandler.load(path, model_class=..., loss_fn=..., metrics={...}).",
         UserWarning,
-        stacklevel=_caller_level(),
+        stacklevel=caller_level(),
     )
 
 
-def _caller_level() -> int:
+def caller_level() -> int:
     """``stacklevel`` of the first frame outside nn_handler and Lightning (the user's call)."""
     import os
     import sys
@@ -54,147 +54,53 @@ def _caller_level() -> int:
     return 2
 
 
-def _class_path(cls: Any, problems: list[str], where: str) -> str | None:
-    if cls is None:
+def _sampler_state(runtime: Runtime, problems: list[str]) -> Any:
+    sampler = runtime.sampler
+    if sampler is None or not hasattr(sampler, "save"):
         return None
-    try:
-        path = _refs.import_path(cls)
-    except _refs.Unresolvable as err:
-        problems.append(f"{where}: {err}; stored as None")
-        return None
-    _refs.note_main(cls, problems, where)
-    return path
+    return _refs.encode(sampler.save(), problems, "sampler state")
 
 
-def _callback_entries(handler: NNHandler, problems: list[str]) -> dict[str, Any]:
-    classes: dict[str, Any] = {}
-    states: dict[str, Any] = {}
-    kwargs: dict[str, Any] = {}
-    lightning: list[str] = []
-    for cb in handler._callbacks:
-        if not isinstance(cb, Callback):
-            path = _class_path(type(cb), [], "callback")
-            lightning.append(path or type(cb).__qualname__)
-            continue
-        name = type(cb).__name__
-        key, i = name, 1
-        while key in classes:
-            key, i = f"{name}#{i}", i + 1
-        where = f"callback {key}"
-        classes[key] = _class_path(type(cb), problems, where)
-        try:
-            state = cb.state_dict()
-        except Exception as err:  # noqa: BLE001 - a broken callback must not lose the checkpoint
-            problems.append(f"{where}: state_dict() raised {type(err).__name__}: {err}")
-            state = {}
-        states[key] = _refs.encode(state or {}, problems, f"{where} state")
-        kwargs[key] = _refs.encode(_refs.constructor_kwargs(cb), [], where)
-    return {
-        "callback_classes": classes,
-        "callback_states": states,
-        "callback_kwargs": kwargs,
-        "lightning_callback_classes": lightning,
-    }
-
-
-def _loss_entries(handler: NNHandler, problems: list[str]) -> dict[str, Any]:
-    spec = handler._loss
-    if spec is None:
-        return {"loss_fn": None, "loss_fn_kwargs": {}, "pass_epoch_to_loss": False}
-    loss = _refs.encode(spec.fn, problems, "loss_fn")
-    if _refs.is_marker(loss, _refs.MISSING):
-        problems[-1] += "; stored as None"
-        loss = None
-    return {
-        "loss_fn": loss,
-        "loss_fn_unstored": loss is None,
-        "loss_fn_kwargs": _refs.encode(dict(spec.kwargs), problems, "loss_fn_kwargs"),
-        "pass_epoch_to_loss": bool(spec.pass_epoch),
-    }
-
-
-def _loader_entries(handler: NNHandler) -> dict[str, Any]:
+def _loader_rng(setup: Setup) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    rng: dict[str, Any] = {}
-    for role, slot in (("train", handler._train_data), ("val", handler._val_data)):
-        # Loader kwargs are a record (datasets are never stored): encode them without warnings.
-        out[f"{role}_loader_kwargs"] = _refs.encode(
-            dict(slot.loader_kwargs) if slot else {}, [], role
-        )
-        rng[role] = generator_state(slot.loader) if slot and slot.loader is not None else None
-    out["loader_rng_states"] = rng
+    for role, slot in (("train", setup.train_data), ("val", setup.val_data)):
+        out[role] = generator_state(slot.loader) if slot and slot.loader is not None else None
     return out
 
 
-def _generative_entries(handler: NNHandler, problems: list[str]) -> dict[str, Any]:
-    sampler_state = None
-    if handler._sampler is not None and hasattr(handler._sampler, "save"):
-        sampler_state = _refs.encode(handler._sampler.save(), problems, "sampler state")
-    return {
-        "sde_class": _class_path(handler._sde_class, problems, "sde_class"),
-        "sde_kwargs": _refs.encode(dict(handler._sde_kwargs), problems, "sde_kwargs"),
-        "sampler_class": _class_path(handler._sampler_class, problems, "sampler_class"),
-        "sampler_kwargs": _refs.encode(dict(handler._sampler_kwargs), problems, "sampler_kwargs"),
-        "sampler_state_dict": sampler_state,
-    }
-
-
-def handler_checkpoint(handler: NNHandler, trainer: Any = None) -> dict[str, Any]:
+def handler_checkpoint(
+    setup: Setup, state: RunState, runtime: Runtime, trainer: Any = None
+) -> dict[str, Any]:
     """The NNHandler keys of a checkpoint, all readable by ``torch.load(weights_only=True)``.
 
-    Classes and functions are stored as import paths. What cannot be stored (a lambda loss, a
-    local class) is reported in one warning and stored as ``None``; pass it when loading.
-    Lightning's own keys (``state_dict``, ``loops``...) are not included: see
-    :func:`full_checkpoint`. ``trainer``, when given (inside a fit), supplies the step counter.
+    The setup writes its own entries (classes and functions as import paths; what cannot be
+    stored, such as a lambda loss, is reported in one warning and stored as ``None``), the run
+    state its own; the live objects add their ``state_dict``s. Lightning's own keys
+    (``state_dict``, ``loops``...) are not included: see :func:`full_checkpoint`. ``trainer``,
+    when given (inside a fit), supplies the step counter.
     """
     problems: list[str] = []
-    scheduler = handler._scheduler
-    ema = handler._ema
-    scaler = handler._grad_scaler
-    history = handler._history.state_dict()
-    state: dict[str, Any] = {
-        "checkpoint_format": FORMAT_VERSION,
-        "model_state_dict": handler._module.state_dict(),
-        "optimizer_state_dict": handler._optimizer.state_dict() if handler._optimizer else None,
-        "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
-        "grad_scaler_state_dict": scaler.state_dict() if scaler is not None else None,
-        "model_class": _class_path(handler._model_class, problems, "model_class"),
-        "model_kwargs": _refs.encode(dict(handler._model_kwargs), problems, "model_kwargs"),
-        "model_type": handler._model_type.value,
-        "save_model_code": bool(handler._save_model_code),
-        "model_code": handler._model_code,
-        "optimizer_class": _class_path(handler._optimizer_class, problems, "optimizer_class"),
-        "optimizer_kwargs": _refs.encode(
-            dict(handler._optimizer_kwargs), problems, "optimizer_kwargs"
-        ),
-        "scheduler_class": _class_path(handler._scheduler_class, problems, "scheduler_class"),
-        "scheduler_kwargs": _refs.encode(
-            dict(handler._scheduler_kwargs), problems, "scheduler_kwargs"
-        ),
-        **_loss_entries(handler, problems),
-        "metrics": {
-            name: _refs.encode(fn, problems, f"metric {name!r}")
-            for name, fn in handler._metrics.items()
-        },
-        "seed": handler._seed,
-        **_loader_entries(handler),
-        **history,
-        "auto_saver_state": handler._auto_save.state_dict(),
-        "ema_state_dict": ema.state_dict() if ema is not None else None,
-        "ema_decay": float(handler._ema_decay),
-        **_generative_entries(handler, problems),
-        **_callback_entries(handler, problems),
-        "ddp_kwargs": _refs.encode(dict(handler._ddp_kwargs), problems, "ddp_kwargs"),
-        "device": str(handler._device),
-        "handler_global_step": int(
-            trainer.global_step if trainer is not None else handler._global_step
-        ),
-        "rng_states": capture_rng(),
-        "nn_handler_version": __version__,
-        "pytorch_version": str(torch.__version__),
-    }
+    ckpt: dict[str, Any] = {"checkpoint_format": FORMAT_VERSION}
+    ckpt.update(setup.to_checkpoint(problems))
+    ckpt.update(state.state_dict())
+    ckpt["auto_saver_state"]["last_saved_model"] = state.saver.last_saved
+    optimizer, scheduler = runtime.optimizer, runtime.scheduler
+    ckpt.update(
+        {
+            "model_state_dict": runtime.module.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict() if optimizer is not None else None,
+            "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
+            "sampler_state_dict": _sampler_state(runtime, problems),
+            "loader_rng_states": _loader_rng(setup),
+            "rng_states": capture_rng(),
+            "nn_handler_version": __version__,
+            "pytorch_version": str(torch.__version__),
+        }
+    )
+    if trainer is not None:
+        ckpt["handler_global_step"] = int(trainer.global_step)
     _report(problems)
-    return state
+    return ckpt
 
 
 def _counts(n: int, *fields: str) -> dict[str, int]:
@@ -245,7 +151,7 @@ def _loop_template(epochs: int, steps: int) -> dict[str, Any]:
     }
 
 
-def lightning_keys(handler: NNHandler, state: dict[str, Any]) -> dict[str, Any]:
+def lightning_keys(setup: Setup, state: dict[str, Any]) -> dict[str, Any]:
     """What ``Trainer.fit(module, ckpt_path=...)`` needs, built without a Trainer.
 
     ``state`` is :func:`handler_checkpoint`'s dict; tensors are shared with it, so the file holds
@@ -261,7 +167,7 @@ def lightning_keys(handler: NNHandler, state: dict[str, Any]) -> dict[str, Any]:
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": {MODULE_PREFIX + k: v for k, v in state["model_state_dict"].items()},
         "loops": _loop_template(epochs, steps),
-        "callbacks": _lightning_callback_states(handler),
+        "callbacks": _lightning_callback_states(setup),
         "optimizer_states": [state["optimizer_state_dict"]]
         if state["optimizer_state_dict"]
         else [],
@@ -274,9 +180,9 @@ def lightning_keys(handler: NNHandler, state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _lightning_callback_states(handler: NNHandler) -> dict[str, Any]:
+def _lightning_callback_states(setup: Setup) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for cb in handler._callbacks:
+    for cb in setup.callbacks:
         if isinstance(cb, Callback) or not hasattr(cb, "state_dict"):
             continue
         state = cb.state_dict()
@@ -285,8 +191,8 @@ def _lightning_callback_states(handler: NNHandler) -> dict[str, Any]:
     return out
 
 
-def full_checkpoint(handler: NNHandler) -> dict[str, Any]:
+def full_checkpoint(setup: Setup, state: RunState, runtime: Runtime) -> dict[str, Any]:
     """Handler keys plus the Lightning keys, for ``save`` outside of a fit."""
-    state = handler_checkpoint(handler)
-    state.update(lightning_keys(handler, state))
-    return state
+    ckpt = handler_checkpoint(setup, state, runtime)
+    ckpt.update(lightning_keys(setup, ckpt))
+    return ckpt

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from .._component import Component
 from .._devices import resolve_device
 from .._inference import inference_model
+from .._run_state import RunState
+from .._runtime import Runtime
 from ..sampler import Sampler
 from ._utils import as_args, time_vector
 from .likelihood import probability_flow_log_likelihood
 from .sampling import reverse_sde_sample
 from .sde import REQUIRED_SDE_MEMBERS, broadcast_time
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..handler import NNHandler
-
 __all__ = [
-    "set_sde",
-    "assign_sde",
-    "set_sampler",
-    "assign_sampler",
+    "sde_component",
+    "build_sde_checked",
+    "assigned_sde",
+    "sampler_component",
+    "build_sampler_checked",
+    "assigned_sampler",
     "get_samples",
     "score",
     "sample",
@@ -44,28 +46,32 @@ def _check_sde(sde: Any) -> None:
         )
 
 
-def set_sde(handler: NNHandler, sde_class: type, **kwargs: Any) -> None:
-    """Build ``sde_class(**kwargs)`` and use it; class and kwargs are kept for checkpoints."""
+def sde_component(sde_class: Any, kwargs: dict[str, Any]) -> Component:
+    """``set_sde``'s arguments as a component (the class is checked, not yet built)."""
     if not inspect.isclass(sde_class):
         raise TypeError(
             f"set_sde expects an SDE class and its kwargs, got {type(sde_class).__name__}; "
             "to use an SDE object as it is, assign it: handler.sde = obj."
         )
+    return Component(sde_class, kwargs)
+
+
+def build_sde_checked(component: Component) -> Any:
+    """The SDE ``component`` describes, checked to have what training and sampling call."""
     try:
-        sde = sde_class(**kwargs)
+        sde = component.build()
     except TypeError as err:
         raise TypeError(
-            f"Could not build {sde_class.__name__} with kwargs {kwargs}: {err}"
+            f"Could not build {component.name} with kwargs {dict(component.kwargs)}: {err}"
         ) from err
     _check_sde(sde)
-    handler._sde, handler._sde_class, handler._sde_kwargs = sde, sde_class, dict(kwargs)
+    return sde
 
 
-def assign_sde(handler: NNHandler, sde: Any) -> None:
-    """Use an SDE object (``None`` removes it); its ``hparams`` (if any) become its kwargs."""
+def assigned_sde(sde: Any) -> Component | None:
+    """The component recorded for an SDE object assigned as it is (its ``hparams`` as kwargs)."""
     if sde is None:
-        handler._sde, handler._sde_class, handler._sde_kwargs = None, None, {}
-        return
+        return None
     if inspect.isclass(sde):
         raise TypeError(
             f"handler.sde expects an SDE object, got the class {sde.__name__}; "
@@ -73,17 +79,16 @@ def assign_sde(handler: NNHandler, sde: Any) -> None:
         )
     _check_sde(sde)
     kwargs = getattr(sde, "hparams", None)
-    handler._sde, handler._sde_class = sde, type(sde)
-    handler._sde_kwargs = dict(kwargs) if isinstance(kwargs, dict) else {}
+    return Component(type(sde), dict(kwargs) if isinstance(kwargs, dict) else {}, assigned=True)
 
 
-def _require_sde(handler: NNHandler, what: str) -> Any:
-    if handler._sde is None:
+def _require_sde(runtime: Runtime, what: str) -> Any:
+    if runtime.sde is None:
         raise RuntimeError(
             f"{what} needs an SDE: call handler.set_sde(VESDE, sigma_min=..., sigma_max=...) "
             "(or another SDE class) first."
         )
-    return handler._sde
+    return runtime.sde
 
 
 # --------------------------------------------------------------- Sampler
@@ -98,8 +103,8 @@ def _check_sampler(sampler: Any) -> None:
         )
 
 
-def set_sampler(handler: NNHandler, sampler_class: type, **kwargs: Any) -> None:
-    """Build ``sampler_class(**kwargs)`` and use it for ``get_samples``."""
+def sampler_component(sampler_class: Any, kwargs: dict[str, Any], module: Any) -> Component:
+    """``set_sampler``'s arguments as a component; a kwarg that is ``module`` stays linked."""
     if not inspect.isclass(sampler_class):
         raise TypeError(
             "set_sampler expects a Sampler subclass and its kwargs, got "
@@ -109,29 +114,32 @@ def set_sampler(handler: NNHandler, sampler_class: type, **kwargs: Any) -> None:
     if inspect.isabstract(sampler_class):
         abstract = ", ".join(sorted(getattr(sampler_class, "__abstractmethods__", ())))
         raise TypeError(f"{sampler_class.__name__} is abstract: implement {abstract}.")
+    return Component(sampler_class, kwargs).with_own_module(module)
+
+
+def build_sampler_checked(component: Component, module: Any) -> Any:
+    """The sampler ``component`` describes, built with the handler's ``module`` where linked."""
     try:
-        sampler = sampler_class(**kwargs)
+        sampler = component.build(own_module=module)
     except TypeError as err:
         raise TypeError(
-            f"Could not build {sampler_class.__name__} with kwargs {sorted(kwargs)}: {err}"
+            f"Could not build {component.name} with kwargs {sorted(component.kwargs)}: {err}"
         ) from err
     _check_sampler(sampler)
-    handler._sampler, handler._sampler_class = sampler, sampler_class
-    handler._sampler_kwargs = dict(kwargs)
+    return sampler
 
 
-def assign_sampler(handler: NNHandler, sampler: Any) -> None:
-    """Use a sampler object (``None`` removes it)."""
+def assigned_sampler(sampler: Any) -> Component | None:
+    """The component recorded for a sampler object assigned as it is."""
     if sampler is None:
-        handler._sampler, handler._sampler_class, handler._sampler_kwargs = None, None, {}
-        return
+        return None
     if inspect.isclass(sampler):
         raise TypeError(
             f"handler.sampler expects a Sampler object, got the class {sampler.__name__}; "
             "use handler.set_sampler(SamplerClass, **kwargs)."
         )
     _check_sampler(sampler)
-    handler._sampler, handler._sampler_class, handler._sampler_kwargs = sampler, type(sampler), {}
+    return Component(type(sampler), {}, assigned=True)
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -140,15 +148,15 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
-def get_samples(handler: NNHandler, N: int, device: str | torch.device | None = None) -> Any:
+def get_samples(runtime: Runtime, N: int, device: str | torch.device | None = None) -> Any:
     """``sampler.sample(N, device)`` on rank 0 (``None`` on other ranks)."""
-    if handler._rank != 0:
+    if runtime.dist.rank != 0:
         return None
-    if handler._sampler is None:
+    if runtime.sampler is None:
         raise RuntimeError("No sampler is set: call handler.set_sampler(SamplerClass, ...) first.")
     N = _positive_int("N", N)
-    device = handler._device if device is None else resolve_device(device)
-    return handler._sampler.sample(N, device)
+    device = runtime.device if device is None else resolve_device(device)
+    return runtime.sampler.sample(N, device)
 
 
 # ----------------------------------------------------------- score-based
@@ -161,11 +169,11 @@ def _score_fn(
     return score_fn
 
 
-def score(handler: NNHandler, t: float | torch.Tensor, x: torch.Tensor, *args: Any) -> torch.Tensor:
+def score(runtime: Runtime, t: float | torch.Tensor, x: torch.Tensor, *args: Any) -> torch.Tensor:
     """``model(t, x, *args) / sigma(t)``; ``t`` is a scalar or a ``(B,)`` tensor."""
-    sde = _require_sde(handler, "score()")
+    sde = _require_sde(runtime, "score()")
     t = time_vector(t, x)
-    return _score_fn(handler.model, sde, args)(t, x)
+    return _score_fn(runtime.model, sde, args)(t, x)
 
 
 def _to_device(value: Any, device: torch.device) -> Any:
@@ -186,7 +194,8 @@ class _EvalMode:
 
 
 def sample(
-    handler: NNHandler,
+    runtime: Runtime,
+    state: RunState,
     shape: Sequence[int],
     steps: int,
     corrector_steps: int = 0,
@@ -204,9 +213,9 @@ def sample(
     ``condition`` (a tensor or a sequence of model arguments) is passed to the model after
     ``(t, x)``. See :func:`~nn_handler.generative.sampling.reverse_sde_sample`.
     """
-    if handler._rank != 0:
+    if runtime.dist.rank != 0:
         return None
-    sde = _require_sde(handler, "sample()")
+    sde = _require_sde(runtime, "sample()")
     if isinstance(shape, int) or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(
             f"shape must be a sequence of positive ints (batch, *data_shape), got {shape!r}."
@@ -215,15 +224,15 @@ def sample(
         raise ValueError(f"shape must include the batch and data dimensions, got {tuple(shape)}.")
     steps = _positive_int("steps", steps)
     corrector_steps = _positive_int("corrector_steps", corrector_steps, minimum=0)
-    args = tuple(_to_device(a, handler._device) for a in as_args(condition))
-    model = inference_model(handler, apply_ema)
+    args = tuple(_to_device(a, runtime.device) for a in as_args(condition))
+    model = inference_model(runtime, state, apply_ema)
     with _EvalMode(model):
         return reverse_sde_sample(
             _score_fn(model, sde, args),
             sde,
             tuple(shape),
             steps,
-            handler._device,
+            runtime.device,
             corrector_steps=corrector_steps,
             corrector_snr=float(corrector_snr),
             likelihood_score_fn=likelihood_score_fn,
@@ -235,7 +244,8 @@ def sample(
 
 
 def log_likelihood(
-    handler: NNHandler,
+    runtime: Runtime,
+    state: RunState,
     x: torch.Tensor,
     *args: Any,
     ode_steps: int,
@@ -251,15 +261,15 @@ def log_likelihood(
 
     See :func:`~nn_handler.generative.likelihood.probability_flow_log_likelihood`.
     """
-    sde = _require_sde(handler, "log_likelihood()")
+    sde = _require_sde(runtime, "log_likelihood()")
     if not isinstance(x, torch.Tensor) or x.ndim < 2:
         raise ValueError(
             "log_likelihood expects a tensor of shape (batch, *data_shape), got "
             f"{getattr(x, 'shape', type(x).__name__)}."
         )
-    x = x.to(handler._device)
-    args = tuple(_to_device(a, handler._device) for a in args)
-    model = inference_model(handler, apply_ema)
+    x = x.to(runtime.device)
+    args = tuple(_to_device(a, runtime.device) for a in args)
+    model = inference_model(runtime, state, apply_ema)
     with _EvalMode(model):
         return probability_flow_log_likelihood(
             _score_fn(model, sde, args),

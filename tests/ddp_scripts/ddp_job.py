@@ -66,7 +66,7 @@ def construction(handler) -> dict:
         "local_rank": handler._local_rank,
         "world_size": handler._world_size,
         "distributed": handler._distributed,
-        "source": handler._dist.source,
+        "source": handler.runtime.dist.source,
         "device": str(handler.device),
         "pg_ready_at_construction": dist.is_initialized(),
     }

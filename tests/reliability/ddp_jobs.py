@@ -80,7 +80,7 @@ def check_job(job: dict, bound_s: float) -> None:
     assert sorted(os.listdir(ckpt)) == [expected]  # the last complete epoch, nothing partial
     resumed = NNHandler.load(str(ckpt), loss_fn=torch.nn.functional.cross_entropy)
     assert len(resumed.train_losses) == ddp_fault.FAULT_EPOCH
-    assert resumed._global_step == ddp_fault.FAULT_EPOCH * ddp_fault.STEPS
+    assert resumed.run_state.global_step == ddp_fault.FAULT_EPOCH * ddp_fault.STEPS
     resumed.set_train_loader(ddp_fault.dataset(), batch_size=2 * ddp_fault.PER_RANK_BATCH)
     resumed.auto_save(None)
     resumed.train(ddp_fault.EPOCHS - ddp_fault.FAULT_EPOCH, progress_bar=False)

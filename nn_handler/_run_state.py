@@ -1,0 +1,103 @@
+"""What training produced: one mutable object with ``state_dict()`` / ``load_state_dict()``.
+
+The :class:`Setup` says what the user configured; a :class:`RunState` holds
+what the runs made of it: the history, the optimizer-step counter, the stop flag callbacks set,
+the EMA weights, the AMP scaler, and the auto-saver's bookkeeping. It changes through its own
+methods, so a worker process can send it back to the main process as one object.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .history import History
+
+__all__ = ["RunState", "SaverBookkeeping"]
+
+
+@dataclass
+class SaverBookkeeping:
+    """The auto-saves written by this process: the only files the AutoSaver may delete.
+
+    Never restored from a file: what a checkpoint claims to have written is not ours to delete.
+    """
+
+    last_saved: str | None = None
+    written: set[str] = field(default_factory=set)
+
+    def record(self, path: str) -> None:
+        self.last_saved = path
+        self.written.add(os.path.abspath(path))
+
+    def forget(self, path: str) -> None:
+        self.written.discard(os.path.abspath(path))
+        if self.last_saved == path:
+            self.last_saved = None
+
+    def wrote(self, path: str) -> bool:
+        return os.path.abspath(path) in self.written
+
+    def reset(self) -> None:
+        """A new auto-save configuration starts a new series: nothing earlier is replaced."""
+        self.last_saved = None
+
+
+@dataclass
+class RunState:
+    """The state one or more ``train()`` calls leave behind (see the module docstring).
+
+    Attributes:
+        history: per-epoch losses and metrics.
+        global_step: optimizer steps taken so far, across ``train()`` calls.
+        stop_requested: set by a callback (``handler._stop_training = True``) to end training
+            after the current epoch.
+        ema: the exponential moving average of the weights, or ``None``.
+        ema_decay: the decay ``ema`` averages with (0.0 without one).
+        grad_scaler: the CUDA AMP ``GradScaler`` kept across ``train()`` calls, or ``None``.
+        saver: which auto-saves this process wrote.
+        loader_rng: generator states of the loaders, read from a checkpoint and given to the
+            loaders at the next ``train()``.
+        loaded_loader_kwargs: the loader arguments a loaded checkpoint recorded (datasets are
+            not stored; this tells the user how the run read them).
+    """
+
+    history: History = field(default_factory=History)
+    global_step: int = 0
+    stop_requested: bool = False
+    ema: Any = None
+    ema_decay: float = 0.0
+    grad_scaler: Any = None
+    saver: SaverBookkeeping = field(default_factory=SaverBookkeeping)
+    loader_rng: dict[str, Any] | None = None
+    loaded_loader_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs_done(self) -> int:
+        return self.history.epochs_done
+
+    def record_epoch(self, logs: dict[str, Any], metric_names: list[str]) -> None:
+        self.history.record(logs, metric_names)
+
+    def take_loader_rng(self) -> dict[str, Any]:
+        """The pending loader generator states, handed out once."""
+        pending, self.loader_rng = self.loader_rng or {}, None
+        return pending
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Checkpoint entries: history keys, step counter, EMA and scaler states."""
+        out: dict[str, Any] = dict(self.history.state_dict())
+        out["handler_global_step"] = int(self.global_step)
+        out["ema_state_dict"] = self.ema.state_dict() if self.ema is not None else None
+        out["ema_decay"] = float(self.ema_decay) if self.ema is not None else 0.0
+        scaler = self.grad_scaler
+        out["grad_scaler_state_dict"] = scaler.state_dict() if scaler is not None else None
+        return out
+
+    def load_history(self, ckpt: dict[str, Any]) -> None:
+        """History and step counter from a checkpoint (Lightning's ``global_step`` wins)."""
+        self.history.load_state_dict(ckpt)
+        step = ckpt.get("global_step", ckpt.get("handler_global_step", 0))
+        self.global_step = int(step or 0)
