@@ -120,7 +120,11 @@ def settings_for_resume(
     resume recipe: load the last auto-save, train on, saving beside it) or a relative path that
     stays inside the working directory (no ``..``). An absolute path elsewhere is refused.
     """
-    if not state or not state.get("save_interval"):
+    if not state:
+        return AutoSaveSettings(), None
+    if not isinstance(state, dict):
+        return AutoSaveSettings(), f"they are a {type(state).__name__}, not a dict"
+    if not state.get("save_interval"):
         return AutoSaveSettings(), None
     try:
         settings = AutoSaveSettings.from_state_dict(state)

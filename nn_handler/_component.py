@@ -71,10 +71,22 @@ class Component:
     def is_class(self, base: type | tuple[type, ...]) -> bool:
         return inspect.isclass(self.target) and issubclass(self.target, base)
 
+    def effective_kwargs(self) -> dict[str, Any]:
+        """The kwargs with the target's defaults filled in: what ``build`` really passes."""
+        try:
+            params = inspect.signature(self.target).parameters.values()
+        except (TypeError, ValueError):
+            return dict(self.kwargs)
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        return {**defaults, **self.kwargs}
+
     def __eq__(self, other: object) -> bool:
+        """Same target built with the same arguments (defaults spelled out or not)."""
         if not isinstance(other, Component):
             return NotImplemented
-        return self.target is other.target and same_value(self.kwargs, other.kwargs)
+        return self.target is other.target and same_value(
+            self.effective_kwargs(), other.effective_kwargs()
+        )
 
     def __hash__(self) -> int:
         return hash(id(self.target))

@@ -111,6 +111,17 @@ def _stored_class(value: Any, what: str, kind: Kind, trust: bool) -> Any:
     return value
 
 
+def _table(ckpt: dict[str, Any], key: str, ctx: Any) -> dict[str, Any]:
+    """``ckpt[key]`` when it is a dict (missing: empty); anything else is reported and ignored."""
+    value = ckpt.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        ctx.warn(f"{key} not restored: the file holds a {type(value).__name__}, not a dict.")
+        return {}
+    return value
+
+
 def _class_path(cls: Any, problems: list[str], where: str) -> str | None:
     try:
         path = import_path(cls)
@@ -144,7 +155,7 @@ class ComponentCodec(Codec):
         target = _stored_class(ckpt.get(f"{p}_class"), f"{p} class", self.kind, trust)
         if target is None:
             return None
-        kwargs = _refs.decode(ckpt.get(f"{p}_kwargs") or {}, f"{p}_kwargs", trust)
+        kwargs = _refs.decode_kwargs(ckpt.get(f"{p}_kwargs"), f"{p}_kwargs", trust)
         return Component(target, kwargs)
 
     def from_checkpoint(self, ckpt, ctx, values) -> Component | None:
@@ -193,7 +204,7 @@ class ModelCodec(ComponentCodec):
         else:
             target = self._stored_target(ckpt, ctx)
         try:
-            kwargs = _refs.decode(ckpt.get("model_kwargs") or {}, "model_kwargs", ctx.trust)
+            kwargs = _refs.decode_kwargs(ckpt.get("model_kwargs"), "model_kwargs", ctx.trust)
         except Unresolvable as err:
             if given_kwargs is None:
                 raise ValueError(
@@ -333,7 +344,7 @@ class LossCodec(Codec):
     def from_checkpoint(self, ckpt, ctx, values) -> LossSpec | None:
         fn = ctx.given.get("loss_fn")
         try:
-            kwargs = _refs.decode(ckpt.get("loss_fn_kwargs") or {}, "loss_fn_kwargs", ctx.trust)
+            kwargs = _refs.decode_kwargs(ckpt.get("loss_fn_kwargs"), "loss_fn_kwargs", ctx.trust)
             if fn is None and ckpt.get("loss_fn") is not None:
                 fn = _refs.decode_callable(ckpt["loss_fn"], "loss_fn", ctx.trust)
         except Unresolvable as err:
@@ -401,7 +412,7 @@ class MetricsCodec(Codec):
     def from_checkpoint(self, ckpt, ctx, values) -> dict[str, Any]:
         given = dict(ctx.given.get("metrics") or {})
         out: dict[str, Any] = {}
-        for name, stored in (ckpt.get("metrics") or {}).items():
+        for name, stored in _table(ckpt, "metrics", ctx).items():
             if name in given:
                 continue
             try:
@@ -468,9 +479,9 @@ class CallbacksCodec(Codec):
         }
 
     def from_checkpoint(self, ckpt, ctx, values) -> tuple[Any, ...]:
-        classes = ckpt.get("callback_classes") or {}
-        states = ckpt.get("callback_states") or {}
-        init = ckpt.get("callback_kwargs") or {}
+        classes = _table(ckpt, "callback_classes", ctx)
+        states = _table(ckpt, "callback_states", ctx)
+        init = _table(ckpt, "callback_kwargs", ctx)
         given: dict[str, list[Any]] = {}
         for cb in ctx.given.get("callbacks") or []:
             given.setdefault(type(cb).__name__, []).append(cb)
@@ -487,7 +498,7 @@ class CallbacksCodec(Codec):
                     )
                     if cls is None:
                         raise Unresolvable("no class stored")
-                    cb = _build_callback(cls, _refs.decode(init.get(key) or {}, key, ctx.trust))
+                    cb = _build_callback(cls, _refs.decode_kwargs(init.get(key), key, ctx.trust))
             except (Unresolvable, TypeError) as err:
                 unmatched.append(f"{key} ({err})")
                 continue

@@ -172,3 +172,68 @@ def test_is_a_model_checkpoint_and_file_is_weights_only(cls_data):
         "callbacks",
     } <= set(ckpt)
     assert ckpt["callbacks"]["nn_handler.AutoSaver"]["save_interval"] == -1
+
+
+# ------------------------------------------------- what the AutoSaver may delete (issue 12)
+def test_a_fork_into_a_new_directory_never_deletes_the_original(cls_data, tmp_path):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="runA", name="m{epoch:02d}", overwrite=True)
+    h.train(2, progress_bar=False)
+    assert _files("runA") == _names(2)
+    forked = NNHandler.load("runA/m02.pth")
+    forked.set_train_loader(cls_data, batch_size=96)
+    forked.auto_save(1, save_path="runB", name="m{epoch:02d}", overwrite=True)
+    forked.train(2, progress_bar=False)
+    assert _files("runA") == _names(2)  # runA's only checkpoint survives the fork
+    assert _files("runB") == _names(4)
+
+
+def test_a_hostile_auto_saver_state_deletes_nothing_and_writes_nowhere(cls_data, tmp_path):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    h.train(1, progress_bar=False)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    elsewhere = tmp_path / "elsewhere"
+    ckpt = torch.load("ck/m01.pth", weights_only=True)
+    for save_path, expect_refused in ((str(elsewhere), True), ("../escape", True), ("ck", False)):
+        ckpt["auto_saver_state"] = {
+            "save_interval": 1,
+            "save_path": save_path,
+            "save_model_name": "m{epoch:02d}",
+            "overwrite_last_saved": True,
+            "last_saved_model": str(victim),
+        }
+        torch.save(ckpt, "ck/hostile.pth")
+        if expect_refused:
+            with pytest.warns(UserWarning, match="auto-save settings are not used"):
+                loaded = NNHandler.load("ck/hostile.pth")
+            assert loaded.save_interval is None
+        else:
+            loaded = NNHandler.load("ck/hostile.pth")  # its own directory: the resume recipe
+            assert loaded.save_path == "ck"
+        loaded.set_train_loader(cls_data, batch_size=96)
+        loaded.train(2, progress_bar=False)
+        assert victim.read_text() == "precious"
+        assert not elsewhere.exists() and not (tmp_path.parent / "escape").exists()
+    # The accepted resume replaced only what it wrote itself: the loaded files are all there.
+    assert {"m01.pth", "hostile.pth", "m03.pth"} <= _files("ck")
+
+
+def test_names_cannot_leave_the_save_directory(cls_data):
+    h = _handler(cls_data, validate=False)
+    for name in ("../../escaped_{epoch}", "sub/m{epoch}", "/abs/m{epoch}", ".."):
+        with pytest.raises(ValueError, match="file name, not a path"):
+            h.auto_save(1, save_path="ck", name=name)
+    with pytest.raises(ValueError, match="file name, not a path"):
+        h.save_model_name = "../up{epoch}"
+    assert auto_save_name("{epoch}", {"epoch": "../x"}, 3) == "model_epoch03.pth"
+
+
+def test_auto_save_starts_a_new_series(cls_data):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="one", name="m{epoch:02d}", overwrite=True)
+    h.train(1, progress_bar=False)
+    h.auto_save(1, save_path="two", name="m{epoch:02d}", overwrite=True)
+    h.train(1, progress_bar=False)
+    assert _files("one") == _names(1) and _files("two") == _names(2)

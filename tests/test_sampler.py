@@ -154,3 +154,17 @@ def test_sampler_holding_the_model_round_trips_with_its_weights():
     handler.save("dec.pth")
     loaded = NNHandler.load("dec.pth")
     assert torch.allclose(loaded.get_samples(4), torch.full((4, 2), 0.75))
+
+
+def test_a_sampler_given_the_handlers_model_stays_linked_after_load(tmp_path):
+    """sampler.md's pattern: set_sampler(MySampler, model=handler.module, temperature=0.7)."""
+    handler = NNHandler(Decoder)
+    handler.set_sampler(DecoderSampler, model=handler.module, temperature=0.7)
+    handler.save(str(tmp_path / "s.pth"))
+    stored = torch.load(tmp_path / "s.pth", weights_only=True)["sampler_kwargs"]
+    assert stored["model"] == {"__nn_handler__": "own_module"}  # a link, not a copy
+    loaded = NNHandler.load(str(tmp_path / "s.pth"))
+    assert loaded.sampler.model is loaded.module and loaded.sampler.temperature == 0.7
+    with torch.no_grad():
+        loaded.module.lin.bias.fill_(100.0)  # "more training": the sampler sees it
+    assert loaded.get_samples(64).mean() > 50

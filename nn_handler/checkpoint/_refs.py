@@ -39,6 +39,7 @@ __all__ = [
     "constructor_kwargs",
     "decode",
     "decode_callable",
+    "decode_kwargs",
     "encode",
     "is_marker",
     "note_main",
@@ -201,6 +202,16 @@ def decode(value: Any, where: str, trust: bool = False) -> Any:
     return value
 
 
+def decode_kwargs(value: Any, where: str, trust: bool = False) -> dict[str, Any]:
+    """Decoded keyword arguments: a dict with string keys (anything else is refused)."""
+    decoded = decode(value if value is not None else {}, where, trust)
+    if not isinstance(decoded, dict) or not all(isinstance(k, str) for k in decoded):
+        raise Unresolvable(
+            f"{where} must be a dict of keyword arguments, got {type(decoded).__name__}"
+        )
+    return dict(decoded)
+
+
 def decode_callable(value: Any, where: str, trust: bool = False) -> Any:
     """A top-level function slot (loss, metric): a function or an ``nn.Module`` instance.
 
@@ -248,7 +259,7 @@ def _decode_marker(value: dict, kind: str, where: str, trust: bool, top_level: b
         return functools.partial(func, *args, **decode(value.get("kwargs", {}), where, True))
     if kind == "module":
         cls = resolve(value.get("path"), where, MODULE_CLASS, trust=trust)
-        kwargs = decode(value.get("kwargs") or {}, f"{where}.kwargs", trust)
+        kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust)
         try:
             obj = cls(**kwargs)
         except TypeError:

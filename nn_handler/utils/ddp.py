@@ -59,8 +59,9 @@ def initialize_ddp(
         ``(distributed, rank, local_rank, world_size, device)``; ``device`` is ``cuda:<local_rank>``
         when CUDA is available, else the CPU. Outside a launcher: ``(False, 0, 0, 1, device)``.
     """
-    from .._dist_env import detect_distributed
     from nn_handler.adapters.strategy import collective_timeout, ensure_process_group
+
+    from .._dist_env import detect_distributed
 
     collective_timeout(timeout)  # validate before anything else
     env = detect_distributed(None)
