@@ -134,14 +134,18 @@ def module_arguments(handler: NNHandler, debug_print_interval: int | None = None
 
 
 def lightning_callbacks(handler: NNHandler, save_on_last_epoch: bool) -> list[Any]:
-    """Epoch logs first, then native callbacks, then Lightning callbacks, then the AutoSaver."""
+    """Epoch logs (and their log line) first, then native callbacks, then Lightning callbacks,
+    then the AutoSaver."""
     from .adapters.callback_bridge import NativeCallbackBridge
+    from .adapters.epoch_log_line import EpochLogLine, logs_at_info
     from .adapters.epoch_logs import EpochLogs
     from .callbacks.base import Callback
 
     native = [c for c in handler._callbacks if isinstance(c, Callback)]
     others = [c for c in handler._callbacks if not isinstance(c, Callback)]
     callbacks: list[Any] = [EpochLogs()]
+    if logs_at_info(handler.logger):
+        callbacks.append(EpochLogLine(handler.logger))
     if native:
         # Lightning dispatches every hook to every callback (6 per training step), so a bridge
         # with nothing to call would cost per-step time for nothing.
@@ -213,7 +217,9 @@ def run(
         gradient_accumulation_steps=gradient_accumulation_steps,
         gradient_clipping_norm=gradient_clipping_norm,
         use_amp=use_amp,
-        progress_bar=progress_bar and handler._rank == 0,
+        progress_bar=(
+            progress_bar and handler._rank == 0 and trainer_kwargs.get("enable_progress_bar", True)
+        ),
         epoch_train_and_val_pbar=epoch_train_and_val_pbar,
     )
     module = build_module(handler, debug_print_interval)
