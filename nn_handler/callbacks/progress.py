@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 from .._epoch_summary import epoch_line
 from ._common import is_rank_zero
 from .base import Callback
@@ -46,4 +48,6 @@ class ProgressMonitor(Callback):
         if not is_rank_zero(self.handler):
             return
         stream = self.stream if self.stream is not None else sys.stdout
-        print(self.format_line(epoch, logs or {}), file=stream, flush=True)
+        # A progress bar on the terminal is cleared for the line and drawn again below it.
+        with tqdm.external_write_mode(file=stream):
+            print(self.format_line(epoch, logs or {}), file=stream, flush=True)
