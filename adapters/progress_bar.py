@@ -30,15 +30,18 @@ class EpochProgressBar(TQDMProgressBar):
     3 of 4). The postfix (``Train Loss: ... | Val Loss: ... | LR: ...``) is set once per
     epoch from ``pl_module.epoch_logs``; nothing is read from the device per step. With
     ``batch_bars`` (``train(epoch_train_and_val_pbar=True)``) an ``E<n> Train`` and an
-    ``E<n> Val`` bar below it count the batches of each epoch. Bars write to ``stderr``, as
-    tqdm does by default.
+    ``E<n> Val`` bar below it count the batches of each epoch. As in the original, the two are
+    independent: ``train(progress_bar=False, epoch_train_and_val_pbar=True)`` shows the batch
+    bars alone. Bars write to ``stderr``, as tqdm does by default.
 
     Args:
-        batch_bars: also show per-batch training and validation bars.
+        epoch_bar: show the ``Epochs`` bar (``train(progress_bar=...)``).
+        batch_bars: show per-batch training and validation bars.
     """
 
-    def __init__(self, batch_bars: bool = False):
+    def __init__(self, epoch_bar: bool = True, batch_bars: bool = False):
         super().__init__()
+        self.epoch_bar = bool(epoch_bar)
         self.batch_bars = bool(batch_bars)
         self._epoch_bar: Tqdm | None = None
         self._batch_bar: Tqdm | None = None
@@ -58,7 +61,7 @@ class EpochProgressBar(TQDMProgressBar):
                 desc=f"E{trainer.current_epoch + 1} {stage}",
                 unit="batch",
                 total=convert_inf(total),
-                position=2 * self.process_position + 1,
+                position=2 * self.process_position + int(self.epoch_bar),
                 leave=False,
             )
 
@@ -73,6 +76,8 @@ class EpochProgressBar(TQDMProgressBar):
         """No bar for Lightning's sanity check."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.epoch_bar:
+            return
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         self._epoch_bar = self._bar(
             desc="Epochs",

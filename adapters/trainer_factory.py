@@ -90,10 +90,11 @@ def trainer_arguments(
     from lightning.pytorch.callbacks import ProgressBar
 
     own_bar = any(isinstance(c, ProgressBar) for c in callbacks)  # a user's, via add_callback
-    if plan.progress_bar and not own_bar:
+    bars = plan.progress_bar or plan.epoch_train_and_val_pbar
+    if bars and not own_bar:
         from .progress_bar import EpochProgressBar
 
-        callbacks.append(EpochProgressBar(batch_bars=plan.epoch_train_and_val_pbar))
+        callbacks.append(EpochProgressBar(plan.progress_bar, plan.epoch_train_and_val_pbar))
     args: dict[str, Any] = {
         "accelerator": accelerator,
         "devices": devices,
@@ -105,7 +106,7 @@ def trainer_arguments(
         "check_val_every_n_epoch": max(plan.validate_every, 1),
         "num_sanity_val_steps": 0,
         # Lightning refuses a progress bar callback with the flag off: a user's bar wins.
-        "enable_progress_bar": plan.progress_bar or own_bar,
+        "enable_progress_bar": bars or own_bar,
         "enable_model_summary": False,
         "enable_checkpointing": has_checkpointing,
         "logger": loggers if loggers else False,

@@ -210,6 +210,7 @@ def run(
     _apply_loaded_loader_rng(handler)
 
     validate = validate_every > 0 and handler._val_data is not None
+    bars = handler._rank == 0 and bool(trainer_kwargs.get("enable_progress_bar", True))
     plan = TrainPlan(
         epochs=epochs,
         start_epoch=handler._history.epochs_done,
@@ -217,10 +218,8 @@ def run(
         gradient_accumulation_steps=gradient_accumulation_steps,
         gradient_clipping_norm=gradient_clipping_norm,
         use_amp=use_amp,
-        progress_bar=(
-            progress_bar and handler._rank == 0 and trainer_kwargs.get("enable_progress_bar", True)
-        ),
-        epoch_train_and_val_pbar=epoch_train_and_val_pbar,
+        progress_bar=progress_bar and bars,
+        epoch_train_and_val_pbar=epoch_train_and_val_pbar and bars,
     )
     module = build_module(handler, debug_print_interval)
     callbacks = lightning_callbacks(handler, save_on_last_epoch)

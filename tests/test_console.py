@@ -102,9 +102,18 @@ def test_epoch_train_and_val_pbar_adds_batch_bars_numbered_from_one(cls_data, ca
 
 def test_progress_bar_false_prints_nothing(cls_data, capfd):
     handler = make_handler(cls_data)
-    handler.train(2, progress_bar=False, epoch_train_and_val_pbar=True)
+    handler.train(2, progress_bar=False)
     assert capfd.readouterr() == ("", "")
     assert len(handler.train_losses) == 2
+
+
+def test_batch_bars_without_the_epoch_bar(cls_data, capfd):
+    """The two flags are independent, as the original's train() documents them."""
+    handler = make_handler(cls_data)
+    handler.train(1, progress_bar=False, epoch_train_and_val_pbar=True)
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert {f.split(":")[0] for f in frames(err) if ":" in f} == {"E1 Train", "E1 Val"}
 
 
 def test_log_file_gets_the_epoch_line(cls_data, capfd, tmp_path):
