@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +25,7 @@ from .._setup import Setup
 from ..callbacks.base import Callback
 from ..generative.sde import SDE
 from ..sampler import Sampler
+from .cli_imports import cwd_on_path, exit_on_import_problems
 from .datamodule import HandlerDataModule
 from .export import ExportedHandlerModule
 
@@ -179,11 +181,23 @@ class NNHandlerCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(args=args, run=run, **kwargs)
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        # A class the config names but Python cannot import is said first, by name.
+        argv = sys.argv[1:] if args is None else args
+        if isinstance(argv, (list, tuple)):
+            exit_on_import_problems([str(a) for a in argv])
+        super().parse_arguments(parser, args)
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         # ``data:`` may omit ``class_path``: HandlerDataModule is the default.
         parser.set_defaults({"data": {"class_path": _DATAMODULE_PATH}})
 
 
 def main(args: Any = None) -> None:
-    """Entry point of the ``nn-handler`` console script and ``python -m nn_handler``."""
+    """Entry point of the ``nn-handler`` console script and ``python -m nn_handler``.
+
+    The current directory comes first on ``sys.path``, as with ``python -m``, so the modules
+    a config names are found next to it.
+    """
+    cwd_on_path()
     NNHandlerCLI(args=args)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
 from .._dist_env import DistEnv
 from .._run_state import RunState
@@ -19,6 +22,24 @@ __all__ = [
     "to_datamodule",
     "to_lightning_module",
 ]
+
+# What a user configures on a ModelCheckpoint; state (best scores, paths saved) is left out.
+_CHECKPOINT_SETTINGS = (
+    "dirpath",
+    "filename",
+    "monitor",
+    "mode",
+    "save_top_k",
+    "save_last",
+    "save_weights_only",
+    "save_on_exception",
+    "_every_n_epochs",
+    "_every_n_train_steps",
+    "_train_time_interval",
+    "_save_on_train_epoch_end",
+    "_enable_version_counter",
+    "auto_insert_metric_name",
+)
 
 
 class ExportedHandlerModule(HandlerModule):
@@ -59,12 +80,35 @@ class ExportedHandlerModule(HandlerModule):
 
     # ------------------------------------------------------------- callbacks
     def configure_callbacks(self) -> list[L.Callback]:
+        """The handler's callbacks this Trainer does not have yet, for the current stage.
+
+        Lightning asks at every ``fit``/``validate``/``test``/``predict`` and lets what is
+        returned replace Trainer callbacks of the same (or a parent) class, with a notice. So
+        callbacks already handed to this Trainer are not handed again, the AutoSaver comes
+        only with ``fit``, and the Trainer's own default ``ModelCheckpoint``, which the
+        AutoSaver would replace anyway, is removed quietly.
+        """
         from .._training import lightning_callbacks
 
+        trainer = self.trainer
+        fitting = trainer.state.fn == "fit"
+        handed = self.__dict__.setdefault("_handed_callbacks", weakref.WeakSet())
+        present = trainer.callbacks
+        callbacks = []
         handler = self.handler
-        return lightning_callbacks(
-            handler.setup, handler.run_state, handler.runtime, self.save_on_last_epoch
-        )
+        parts = (handler.setup, handler.run_state, handler.runtime)
+        for callback in lightning_callbacks(*parts, self.save_on_last_epoch):
+            if isinstance(callback, Checkpoint) and not fitting:
+                continue  # the AutoSaver saves only while fitting
+            if any(_already_there(c, callback, handed) for c in present):
+                continue
+            callbacks.append(callback)
+        if fitting and any(isinstance(c, Checkpoint) for c in callbacks):
+            trainer.callbacks = [c for c in present if not _is_default_checkpoint(c)]
+        for callback in callbacks:
+            with contextlib.suppress(TypeError):  # a user's callback that takes no weak reference
+                handed.add(callback)
+        return callbacks
 
     def setup(self, stage: str) -> None:
         # Lightning appends model callbacks after the Trainer's own; the epoch logs must come
@@ -128,6 +172,29 @@ class ExportedHandlerModule(HandlerModule):
         ema_state = checkpoint.get("ema_state_dict")
         if ema_state is not None and state.ema is not None:
             state.ema.load_state_dict(ema_state)
+
+
+def _already_there(present: Any, callback: Any, handed: weakref.WeakSet) -> bool:
+    """``callback`` itself, or one of its class handed earlier, is on the Trainer."""
+    if present is callback:
+        return True
+    if type(present) is not type(callback):
+        return False
+    try:
+        return present in handed
+    except TypeError:  # neither hashable nor weakly referenceable: never handed by us
+        return False
+
+
+def _is_default_checkpoint(callback: L.Callback) -> bool:
+    """Whether ``callback`` is the ``ModelCheckpoint()`` a Trainer adds when given none."""
+    if type(callback) is not ModelCheckpoint:
+        return False
+    default = ModelCheckpoint()
+    return all(
+        getattr(callback, name, None) == getattr(default, name, None)
+        for name in _CHECKPOINT_SETTINGS
+    )
 
 
 def _check_ready(setup: Setup, runtime: Runtime) -> None:

@@ -87,10 +87,14 @@ def trainer_arguments(
                 stacklevel=3,
             )
     callbacks = list(callbacks)
-    if plan.progress_bar and plan.epoch_train_and_val_pbar:
-        from lightning.pytorch.callbacks import TQDMProgressBar
+    from lightning.pytorch.callbacks import ProgressBar
 
-        callbacks.append(TQDMProgressBar(leave=True))
+    own_bar = any(isinstance(c, ProgressBar) for c in callbacks)  # a user's, via add_callback
+    bars = plan.progress_bar or plan.epoch_train_and_val_pbar
+    if bars and not own_bar:
+        from .progress_bar import EpochProgressBar
+
+        callbacks.append(EpochProgressBar(plan.progress_bar, plan.epoch_train_and_val_pbar))
     args: dict[str, Any] = {
         "accelerator": accelerator,
         "devices": devices,
@@ -101,7 +105,8 @@ def trainer_arguments(
         "gradient_clip_algorithm": "norm" if plan.gradient_clipping_norm else None,
         "check_val_every_n_epoch": max(plan.validate_every, 1),
         "num_sanity_val_steps": 0,
-        "enable_progress_bar": plan.progress_bar,
+        # Lightning refuses a progress bar callback with the flag off: a user's bar wins.
+        "enable_progress_bar": bars or own_bar,
         "enable_model_summary": False,
         "enable_checkpointing": has_checkpointing,
         "logger": loggers if loggers else False,

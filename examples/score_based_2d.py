@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
 
     samples = handler.sample((args.n_samples, 2), steps=args.steps, bar=args.progress_bar).cpu()
-    prior = handler.sde.prior((args.n_samples, 2)).sample()
+    prior = handler.sde.prior((2,)).sample([args.n_samples])
     generator = torch.Generator().manual_seed(args.seed)
     figures = {
         "sliced_wasserstein_samples": sliced_wasserstein(samples, held_out, generator=generator),

@@ -167,14 +167,18 @@ def checkpoint_builder(
 def lightning_callbacks(
     setup: Setup, state: RunState, runtime: Runtime, save_on_last_epoch: bool
 ) -> list[Any]:
-    """Epoch logs first, then native callbacks, then Lightning callbacks, then the AutoSaver."""
+    """Epoch logs (and their log line) first, then native callbacks, then Lightning callbacks,
+    then the AutoSaver."""
     from .adapters.callback_bridge import NativeCallbackBridge
+    from .adapters.epoch_log_line import EpochLogLine, logs_at_info
     from .adapters.epoch_logs import EpochLogs
     from .callbacks.base import Callback
 
     native = [c for c in setup.callbacks if isinstance(c, Callback)]
     others = [c for c in setup.callbacks if not isinstance(c, Callback)]
     callbacks: list[Any] = [EpochLogs()]
+    if logs_at_info(runtime.logger):
+        callbacks.append(EpochLogLine(runtime.logger))
     if native:
         # Lightning dispatches every hook to every callback (6 per training step), so a bridge
         # with nothing to call would cost per-step time for nothing.
@@ -207,6 +211,7 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     ensure_ema(state, runtime.module, options.ema_decay, runtime.device)
     apply_loader_rng(setup, state)
     validate = options.validate_every > 0 and setup.val_data is not None
+    bars = runtime.dist.rank == 0 and bool(options.trainer_kwargs.get("enable_progress_bar", True))
     plan = TrainPlan(
         epochs=epochs,
         start_epoch=state.epochs_done,
@@ -214,8 +219,8 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         gradient_clipping_norm=options.gradient_clipping_norm,
         use_amp=options.use_amp,
-        progress_bar=options.progress_bar and runtime.dist.rank == 0,
-        epoch_train_and_val_pbar=options.epoch_train_and_val_pbar,
+        progress_bar=options.progress_bar and bars,
+        epoch_train_and_val_pbar=options.epoch_train_and_val_pbar and bars,
     )
     module = build_module(setup, state, runtime)
     callbacks = lightning_callbacks(setup, state, runtime, options.save_on_last_epoch)

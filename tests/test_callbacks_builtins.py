@@ -311,11 +311,13 @@ def test_progress_monitor_prints_one_line_per_epoch(data, capsys):
     handler = make_handler(data)
     handler.add_callback(ProgressMonitor())
     handler.train(2, validate_every=2, progress_bar=False)
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("E")]
     assert len(lines) == 2
-    assert re.fullmatch(r"Epoch 1/2 - \d+\.\d\ds - loss: \d\.\d{4} - lr: 1\.00e-01", lines[0])
+    assert re.fullmatch(
+        r"E1/2 \[\d+\.\d\ds\] Train Loss: \d\.\d{4}e[+-]\d\d \| LR: 1\.00e-01", lines[0]
+    )
     loss, val = handler.train_losses[1], handler.val_losses[0]
-    assert f"loss: {loss:.4f} - val_loss: {val:.4f} - lr: 1.00e-01" in lines[1]
+    assert lines[1].endswith(f"Train Loss: {loss:.4e} | Val Loss: {val:.4e} | LR: 1.00e-01")
 
 
 def test_garbage_collectors_run_every_n_epochs(data):

@@ -7,8 +7,10 @@ check what they produced.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import torch
 import yaml
 from nn_handler.adapters.cli import NNHandlerCLI
+from nn_handler.adapters.cli_imports import config_import_problems, import_problem
 
 from nn_handler import NNHandler
 
@@ -44,12 +47,19 @@ def build_handler() -> NNHandler:
     return handler
 
 
+def console_script() -> str:
+    """The ``nn-handler`` installed beside this Python (not another checkout's on PATH)."""
+    found = shutil.which("nn-handler", path=str(Path(sys.executable).parent))
+    assert found, f"no nn-handler script beside {sys.executable}: pip install -e ."
+    return found
+
+
 def run_cli(args: list[str], cwd: Path, module: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLE), env.get("PYTHONPATH", "")])
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
         env.pop(key, None)
-    command = [sys.executable, "-m", "nn_handler"] if module else ["nn-handler"]
+    command = [sys.executable, "-m", "nn_handler"] if module else [console_script()]
     result = subprocess.run(
         command + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -178,13 +188,21 @@ def test_cli_validate_test_and_predict_subcommands(runs, tmp_path):
 @pytest.mark.parametrize(
     ("change", "key", "detail"),
     [
-        ({"model": {"model": {"class_path": "mlp.NoSuchNet"}}}, "model.model", "NoSuchNet"),
+        (
+            {"model": {"model": {"class_path": "mlp.NoSuchNet"}}},
+            "model.model.class_path: 'mlp.NoSuchNet' cannot be imported",
+            "'mlp' has no attribute 'NoSuchNet'",
+        ),
         (
             {"model": {"model": {"class_path": "mlp.MLP", "init_args": {"hiden": 3}}}},
-            "model.model",
+            'Parser key "model.model"',
             "'hiden' is not accepted",
         ),
-        ({"model": {"model_type": "clasification"}}, "model.model_type", "clasification"),
+        (
+            {"model": {"model_type": "clasification"}},
+            'Parser key "model.model_type"',
+            "clasification",
+        ),
         (
             {
                 "data": {
@@ -197,7 +215,7 @@ def test_cli_validate_test_and_predict_subcommands(runs, tmp_path):
                     },
                 }
             },
-            "data",
+            'Parser key "data"',
             "n_sample",
         ),
     ],
@@ -213,7 +231,7 @@ def test_config_errors_name_the_offending_key(change, key, detail, capsys):
         NNHandlerCLI(args=["fit", "--config", "bad.yaml"])
     assert info.value.code == 2
     err = capsys.readouterr().err
-    assert f'Parser key "{key}"' in err
+    assert key in err
     assert detail in err
 
 
@@ -263,3 +281,113 @@ def test_yaml_builds_the_same_handler_configuration(tmp_path):
     assert handler.setup.training.ema_decay == 0.5  # the average starts with the fit
     assert len(cli.datamodule.train_dataloader()) == 5
     assert handler._distributed is False
+
+
+# ------------------------------------------------------------- import paths in a config
+def test_import_problem_names_the_part_that_fails(tmp_path, monkeypatch):
+    (tmp_path / "needs_missing.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_problem("torch.optim.adam.Adam") is None
+    assert import_problem("torch.nn.functional.cross_entropy") is None
+    assert import_problem("torch.optim.Nope") == "'torch.optim' has no attribute 'Nope'"
+    assert import_problem("no_such_pkg_xyz.Net") == "No module named 'no_such_pkg_xyz'"
+    problem = import_problem("needs_missing.Net")
+    assert problem == "importing needs_missing failed: No module named 'no_such_dependency_xyz'"
+
+
+def test_config_import_problems_reads_class_paths_and_handler_paths(tmp_path):
+    config = {
+        "model": {
+            "model": {"class_path": "mlp.MLP"},
+            "loss": "no_such_losses.focal",
+            "metrics": {"accuracy": "mlp.accuracy", "f1": "mlp.f1"},
+            "optimizer": {"class_path": "Adam"},  # a short name jsonargparse resolves itself
+            "auto_save": {"save_path": "runs/a.b", "name": "m.{epoch}"},  # not import paths
+        },
+        "trainer": {"callbacks": [{"class_path": "lightning.pytorch.callbacks.Nope"}]},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    problems = config_import_problems(["fit", "--config", str(tmp_path / "c.yaml")])
+    assert problems == [
+        "model.loss: 'no_such_losses.focal' cannot be imported (No module named 'no_such_losses')",
+        "model.metrics.f1: 'mlp.f1' cannot be imported ('mlp' has no attribute 'f1')",
+        "trainer.callbacks.0.class_path: 'lightning.pytorch.callbacks.Nope' cannot be imported "
+        "('lightning.pytorch.callbacks' has no attribute 'Nope')",
+    ]
+    assert config_import_problems([f"--config={tmp_path / 'c.yaml'}"]) == problems
+
+
+MYMODELS = """
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+class Net(nn.Module):
+    def __init__(self, hidden: int = 8):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Points(Dataset):
+    def __init__(self, n: int = 48):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = (self.x[:, 0] > 0).long()
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i]
+"""
+
+
+def run_console_script(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "RANK", "WORLD_SIZE")}
+    return subprocess.run(
+        [console_script(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.slow  # subprocesses
+def test_console_script_finds_modules_in_the_current_directory(tmp_path, monkeypatch):
+    """The exported YAML's header says ``nn-handler fit --config run.yaml``: run exactly so, from
+    the directory holding the user's module, it trains; a name that does not import is said
+    first, by key and name."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mymodels.py").write_text(MYMODELS)
+    monkeypatch.syspath_prepend(str(project))
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)
+    mymodels = importlib.import_module("mymodels")
+    handler = NNHandler(mymodels.Net, hidden=8)
+    handler.set_optimizer(torch.optim.Adam, lr=1e-2)
+    handler.set_loss_fn(torch.nn.functional.cross_entropy)
+    handler.set_train_loader(mymodels.Points(48), batch_size=16)
+    handler.auto_save(-1, save_path="auto", name="last")
+    handler.export_config(str(project / "run.yaml"), epochs=2, progress_bar=False)
+    monkeypatch.delitem(sys.modules, "mymodels")
+    assert "nn-handler fit --config run.yaml" in (project / "run.yaml").read_text()
+
+    result = run_console_script(["fit", "--config", "run.yaml"], cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(project / "auto" / "last.pth", weights_only=True)
+    assert len(state["train_losses"]) == 2 and state["model_class"] == "mymodels:Net"
+
+    # Elsewhere the module is not found: the first lines say so, by key and name.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_console_script(["fit", "--config", str(project / "run.yaml")], cwd=elsewhere)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[:3] == [
+        "error: the config names what cannot be imported:",
+        "  model.model.class_path: 'mymodels.Net' cannot be imported (No module named 'mymodels')",
+        "  data.init_args.train_dataset.class_path: 'mymodels.Points' cannot be imported "
+        "(No module named 'mymodels')",
+    ]
+    assert "Does not validate" not in result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pytest
 import torch
@@ -354,15 +353,6 @@ def test_debug_print_interval_logs_batch_losses(cls_data, tmp_path):
     handler.train(1, progress_bar=False, debug_print_interval=2)
     text = (tmp_path / "run.log").read_text()
     assert text.count("batch ") == 3  # batches 0, 2, 4 of 6
-
-
-def test_progress_bar_can_be_shown(cls_data, capsys):
-    handler = make(cls_data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        handler.train(1, progress_bar=True, epoch_train_and_val_pbar=True)
-    captured = capsys.readouterr()
-    assert "Epoch 0" in captured.out + captured.err
 
 
 def test_fully_frozen_model_gets_a_clear_error(cls_data):

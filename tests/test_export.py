@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -46,8 +48,7 @@ def plain_trainer(epochs: int, **kwargs) -> L.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
-        default_root_dir=".",
-        **kwargs,
+        **{"default_root_dir": ".", **kwargs},
     )
 
 
@@ -314,3 +315,55 @@ def test_export_config_reads_loader_settings_from_a_dataloader(tmp_path):
         "data.init_args.val_dataset: TensorDataset's argument 'tensors' cannot be read back from "
         "the object (store each __init__ argument as an attribute of the same name)"
     ]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_validate_test_and_predict_after_fit_raise_no_callback_notice(cls_data, tmp_path):
+    """Lightning's "callbacks returned in configure_callbacks will override" notice is for users
+    who configure the same callback twice; fitting and evaluating an export must not print it."""
+    handler = make_handler(cls_data)
+    handler.auto_save(1, save_path=str(tmp_path / "auto"), name="m{epoch:02d}")
+    module, data = handler.to_lightning_module(), handler.to_datamodule()
+    records = _Records()
+    lightning_log = logging.getLogger("lightning.pytorch")
+    lightning_log.addHandler(records)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # The Trainer's defaults: its own ModelCheckpoint, which the AutoSaver replaces.
+            trainer = plain_trainer(1, enable_checkpointing=True, default_root_dir=str(tmp_path))
+            trainer.fit(module, datamodule=data)
+            (val,) = trainer.validate(module, datamodule=data, verbose=False)
+            trainer.test(module, datamodule=data, verbose=False)
+            trainer.predict(module, datamodule=data)
+            fresh = plain_trainer(1, enable_checkpointing=True, default_root_dir=str(tmp_path))
+            fresh.validate(module, datamodule=data, verbose=False)
+    finally:
+        lightning_log.removeHandler(records)
+    notices = [m for m in records.messages + [str(w.message) for w in caught] if "overrid" in m]
+    assert notices == []
+    # Each callback is on the Trainer once, the AutoSaver wrote its file, and the Trainer's
+    # default checkpoint (replaced by the AutoSaver, as Lightning's rule has it) wrote nothing.
+    kinds = [type(c).__name__ for c in trainer.callbacks]
+    assert kinds.count("EpochLogs") == 1 and kinds.count("AutoSaver") == 1
+    assert "ModelCheckpoint" not in kinds
+    assert sorted(p.name for p in (tmp_path / "auto").iterdir()) == ["m01.pth"]
+    assert not list(tmp_path.rglob("*.ckpt"))
+    assert val["val_loss"] == pytest.approx(handler.val_losses[-1], abs=1e-6)
+
+
+def test_a_users_own_model_checkpoint_is_kept_without_auto_save(cls_data, tmp_path):
+    handler = make_handler(cls_data)
+    checkpoint = LightningModelCheckpoint(dirpath=str(tmp_path / "ckpts"), save_last=True)
+    trainer = fit_exported(handler, 1, callbacks=[checkpoint], enable_checkpointing=True)
+    trainer.validate(handler.to_lightning_module(), datamodule=handler.to_datamodule())
+    assert checkpoint in trainer.callbacks
+    assert (tmp_path / "ckpts" / "last.ckpt").exists()

@@ -107,8 +107,8 @@ def test_vesde_noise_scale_and_diffusion():
     assert torch.equal(sde.drift(t.detach(), x), torch.zeros_like(x))
     mean, std = sde.marginal_prob(t.detach(), x)
     assert torch.equal(mean, x) and torch.allclose(std.squeeze(1), sde.sigma(t.detach()))
-    prior = sde.prior((5000, 3))
-    draw = prior.sample()
+    prior = sde.prior((3,))  # the shape of ONE sample
+    draw = prior.sample([5000])
     assert draw.shape == (5000, 3)
     assert draw.std().item() == pytest.approx(20.0, rel=0.05)
     assert prior.log_prob(draw).shape == (5000,)
@@ -128,7 +128,7 @@ def test_vpsde_preserves_unit_variance_and_matches_its_drift():
     drift = sde.drift(t, a.detach().unsqueeze(1)).squeeze(1)
     assert torch.allclose(da, drift, rtol=1e-4)
     assert torch.allclose(sde.diffusion(t, torch.ones(7, 1)).squeeze(1) ** 2, sde.beta(t))
-    assert sde.prior((4000, 2)).sample().std().item() == pytest.approx(1.0, rel=0.05)
+    assert sde.prior((2,)).sample([4000]).std().item() == pytest.approx(1.0, rel=0.05)
 
 
 @pytest.mark.parametrize(
@@ -481,7 +481,7 @@ def test_short_training_lowers_the_loss_and_brings_samples_to_the_data():
     samples = handler.sample((1000, 2), steps=100, bar=False)
     g = torch.Generator().manual_seed(0)
     trained = sliced_wasserstein(samples, held_out, generator=g)
-    prior = sliced_wasserstein(handler.sde.prior((1000, 2)).sample(), held_out, generator=g)
+    prior = sliced_wasserstein(handler.sde.prior((2,)).sample([1000]), held_out, generator=g)
     # Typically 0.33 against 2.5: the samples have moved onto the two modes.
     assert trained < 0.3 * prior, (trained, prior)
 

@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
+from .._epoch_summary import epoch_line
 from ._common import is_rank_zero
 from .base import Callback
 
 __all__ = ["ProgressMonitor"]
 
 
-def _number(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
 class ProgressMonitor(Callback):
-    """Print ``Epoch 3/10 - 0.42s - loss: 0.5123 - val_loss: 0.6011 - lr: 1.00e-03`` each epoch.
+    """Print the epoch summary line after each epoch, on rank 0.
 
-    Printed on rank 0 only. ``val_loss`` is left out in epochs without validation.
+    The line is the one ``logger_mode`` logs and the progress bar's postfix shows:
+    ``E3/10 [0.42s] Train Loss: 5.1230e-01 Train Metrics: [acc=0.8123] | Val Loss: 6.0110e-01
+    Val Metrics: [val_acc=0.8000] | LR: 1.00e-03``; the validation part only in epochs that
+    validated.
 
     Args:
         stream: where to write (default: ``sys.stdout`` at the time of printing).
-        precision: decimals shown for losses.
+        precision: digits after the point of losses (scientific) and metrics.
     """
 
     def __init__(self, stream: TextIO | None = None, precision: int = 4):
@@ -41,22 +38,16 @@ class ProgressMonitor(Callback):
 
     def format_line(self, epoch: int, logs: dict[str, Any]) -> str:
         """The line printed for 0-based ``epoch`` with these epoch ``logs``."""
-        number = logs.get("epoch", epoch + 1)
-        parts = [f"Epoch {number}/{self._total}" if self._total else f"Epoch {number}"]
-        seconds = _number(logs.get("epoch_time"))
-        if seconds is not None:
-            parts.append(f"{seconds:.2f}s")
-        for key in ("loss", "val_loss"):
-            value = _number(logs.get(key))
-            if value is not None:
-                parts.append(f"{key}: {value:.{self.precision}f}")
-        lr = _number(logs.get("lr"))
-        if lr is not None:
-            parts.append(f"lr: {lr:.2e}")
-        return " - ".join(parts)
+        logs = {"epoch": epoch + 1, **logs}
+        # The handler's metric names: other callbacks may have added keys to the logs.
+        handler = getattr(self, "handler", None)
+        names = list(handler.metrics) if handler is not None else None
+        return epoch_line(logs, self._total, names, self.precision)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not is_rank_zero(self.handler):
             return
         stream = self.stream if self.stream is not None else sys.stdout
-        print(self.format_line(epoch, logs or {}), file=stream, flush=True)
+        # A progress bar on the terminal is cleared for the line and drawn again below it.
+        with tqdm.external_write_mode(file=stream):
+            print(self.format_line(epoch, logs or {}), file=stream, flush=True)

@@ -23,38 +23,52 @@ def time_vector(t: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def prior_distribution(sde: Any, shape: tuple[int, ...], device: torch.device) -> Distribution:
-    """``sde.prior(shape)``, built on ``device`` when the SDE's ``prior`` accepts one."""
+def prior_distribution(
+    sde: Any, sample_shape: tuple[int, ...], device: torch.device
+) -> Distribution:
+    """``sde.prior(D)`` for one sample's shape ``D``, on ``device`` when ``prior`` accepts one."""
     try:
         accepts_device = "device" in inspect.signature(sde.prior).parameters
     except (TypeError, ValueError):
         accepts_device = False
-    return sde.prior(shape, device=device) if accepts_device else sde.prior(shape)
+    if accepts_device:
+        return sde.prior(sample_shape, device=device)
+    return sde.prior(sample_shape)
 
 
 def prior_sample(sde: Any, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """One draw of ``shape`` from the SDE's prior, on ``device``."""
-    x = prior_distribution(sde, shape, device).sample()
+    """A batch of ``shape = (B, *D)`` drawn as ``sde.prior(D).sample([B])``, on ``device``."""
+    batch, *sample_shape = shape
+    x = prior_distribution(sde, tuple(sample_shape), device).sample([batch])
     if tuple(x.shape) != tuple(shape):
         raise ValueError(
-            f"sde.prior({shape}).sample() returned shape {tuple(x.shape)}; the prior must be a "
-            "distribution whose sample() has the requested shape."
+            f"sde.prior({tuple(sample_shape)}).sample([{batch}]) returned shape "
+            f"{tuple(x.shape)}, expected {tuple(shape)}. prior(D) takes the shape D of ONE "
+            "sample (as in the original NNHandler and score_models), e.g. "
+            "Independent(Normal(torch.zeros(D), sigma_max), len(D))."
         )
     return x.to(device)
 
 
 def prior_log_prob(sde: Any, x: torch.Tensor) -> torch.Tensor:
-    """Per-sample log-density ``(B,)`` of ``x`` under the prior (event dims summed)."""
-    dist = prior_distribution(sde, tuple(x.shape), x.device)
+    """``sde.prior(x.shape[1:]).log_prob(x)``: the per-sample log-density ``(B,)`` of ``x``.
+
+    A prior whose ``log_prob`` keeps some sample dims (a plain elementwise ``Normal``) has
+    them summed: its components are independent.
+    """
+    sample_shape = tuple(x.shape[1:])
+    dist = prior_distribution(sde, sample_shape, x.device)
     try:
         log_prob = dist.log_prob(x)
     except RuntimeError:  # a prior built on another device
         log_prob = dist.log_prob(x.cpu())
     log_prob = log_prob.to(x.device)
-    if log_prob.ndim == 0:
+    if log_prob.ndim == 0 or log_prob.shape[0] != x.shape[0]:
         raise ValueError(
-            "sde.prior(shape).log_prob(x) returned a scalar; the prior's batch shape must keep "
-            "the sample dimension (e.g. Independent(Normal(...), len(shape) - 1))."
+            f"sde.prior({sample_shape}).log_prob(x) of a batch x of shape {tuple(x.shape)} "
+            f"returned shape {tuple(log_prob.shape)}; it must be ({x.shape[0]},). prior(D) "
+            "takes the shape D of ONE sample and its event shape must be D, e.g. "
+            "Independent(Normal(torch.zeros(D), sigma_max), len(D))."
         )
     return log_prob.reshape(x.shape[0], -1).sum(dim=1)
 

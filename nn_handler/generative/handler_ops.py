@@ -42,7 +42,7 @@ def _check_sde(sde: Any) -> None:
         raise TypeError(
             f"{type(sde).__name__} is not usable as an SDE: it lacks {', '.join(missing)}. An SDE "
             "needs T, epsilon, sigma(t), marginal_prob(t, x), drift(t, x), diffusion(t, x) and "
-            "prior(shape); see nn_handler.VESDE / nn_handler.VPSDE."
+            "prior(D) (D: the shape of one sample); see nn_handler.VESDE / nn_handler.VPSDE."
         )
 
 

@@ -1,8 +1,10 @@
 """Forward SDEs for score-based models: variance exploding (VE) and variance preserving (VP).
 
 Any object with the same members works with ``NNHandler``: ``T``, ``epsilon``, ``sigma(t)``,
-``marginal_prob(t, x) -> (mean, std)``, ``drift(t, x)``, ``diffusion(t, x)`` and
-``prior(shape)`` (a torch distribution whose ``sample()`` has ``shape``).
+``marginal_prob(t, x) -> (mean, std)``, ``drift(t, x)``, ``diffusion(t, x)`` and ``prior(D)``.
+``prior`` follows the convention of the original NNHandler and of the ``score_models`` package:
+``D = x.shape[1:]`` is the shape of ONE sample, ``prior(D).sample([B])`` draws a batch
+``(B, *D)`` and ``prior(D).log_prob(x)`` of such a batch is ``(B,)``.
 """
 
 from __future__ import annotations
@@ -76,13 +78,14 @@ class SDE(ABC):
         """Standard deviation of the (zero-mean, isotropic) prior at ``t = T``."""
 
     def prior(self, shape: Sequence[int], device: torch.device | str | None = None) -> Distribution:
-        """``N(0, prior_std^2 I)`` with batch dimension ``shape[0]`` and the rest as event dims."""
+        """``N(0, prior_std^2 I)`` over ONE sample of shape ``shape`` (every dim an event dim).
+
+        ``prior(D).sample([B])`` has shape ``(B, *D)``; ``prior(D).log_prob(x)`` of a batch
+        ``(B, *D)`` has shape ``(B,)``.
+        """
         shape = tuple(int(s) for s in shape)
-        if not shape:
-            raise ValueError("prior(shape) needs at least a batch dimension, e.g. (N, D).")
         loc = torch.zeros(shape, device=device)
-        base = Normal(loc, torch.full_like(loc, self.prior_std()))
-        return Independent(base, len(shape) - 1)
+        return Independent(Normal(loc, torch.full_like(loc, self.prior_std())), len(shape))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams.items())
