@@ -174,6 +174,7 @@ def run(
     import lightning as L
 
     from .adapters.callback_bridge import lightning_loggers
+    from .adapters.interrupts import plain_python_signals
     from .adapters.strategy import strategy_arguments
     from .adapters.trainer_factory import (
         TrainPlan,
@@ -234,12 +235,15 @@ def run(
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, handler._global_step)
         train_loader, val_loader = _loaders(handler, validate, trainer_kwargs)
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    handler._global_step = int(trainer.global_step)
-    # Lightning's teardown moves the model to the CPU; the handler's device is the contract.
-    handler._module.to(handler._device).train()
-    if handler._ema is not None:
-        handler._ema.to(handler._device)
+        try:
+            with plain_python_signals(trainer):
+                trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+        finally:  # also after an interrupt: the step counter must match the optimizer's steps
+            handler._global_step = int(trainer.global_step)
+            # Lightning's teardown moves the model to the CPU; the handler's device is the contract.
+            handler._module.to(handler._device).train()
+            if handler._ema is not None:
+                handler._ema.to(handler._device)
 
 
 def _loaders(handler: NNHandler, validate: bool, trainer_kwargs: dict[str, Any]) -> tuple:
