@@ -173,6 +173,7 @@ def run(
     """Run ``epochs`` more epochs of training for ``handler``."""
     import lightning as L
 
+    from ._data import require_batches
     from .adapters.callback_bridge import lightning_loggers
     from .adapters.interrupts import plain_python_signals
     from .adapters.strategy import strategy_arguments
@@ -235,6 +236,7 @@ def run(
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, handler._global_step)
         train_loader, val_loader = _loaders(handler, validate, trainer_kwargs)
+        require_batches(train_loader, "train")
         try:
             with plain_python_signals(trainer):
                 trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)

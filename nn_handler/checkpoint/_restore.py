@@ -443,6 +443,7 @@ def restore_handler_extras(handler: Any, ckpt: dict[str, Any], restore_rng: bool
     counter, the auto-saver state, the states of the handler's native callbacks (matched by class
     name), the EMA weights and, unless ``restore_rng=False``, the generator states.
     """
+    _read.check_format(ckpt, "The checkpoint Lightning resumed from")
     handler._history.load_state_dict(ckpt)
     handler._global_step = int(ckpt.get("global_step", ckpt.get("handler_global_step", 0)) or 0)
     if ckpt.get("auto_saver_state"):
