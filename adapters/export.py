@@ -111,6 +111,9 @@ class ExportedHandlerModule(HandlerModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the handler state Lightning does not know about (history, EMA)."""
+        from nn_handler.checkpoint._read import check_format
+
+        check_format(checkpoint, "The checkpoint Lightning resumed from")
         if "train_losses" in checkpoint:
             self.history.load_state_dict(checkpoint)
         ema_state = checkpoint.get("ema_state_dict")

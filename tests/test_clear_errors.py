@@ -86,10 +86,39 @@ def test_a_checkpoint_of_a_newer_format_is_refused_naming_both_versions(saved):
             NNHandler.load("newer.pth", **kwargs)
     with pytest.raises(ValueError, match=expected):
         NNHandler.initialize_from_checkpoint("newer.pth", TinyNet)
+    os.makedirs("runs")
+    os.replace("newer.pth", "runs/newer.pth")
+    with pytest.warns(UserWarning, match="Skipping .*newer than format"):
+        with pytest.raises(FileNotFoundError, match="No NNHandler checkpoint"):
+            NNHandler.load("runs")
     ckpt["checkpoint_format"] = "2.0"
     torch.save(ckpt, "odd.pth")
     with pytest.raises(ValueError, match="checkpoint_format='2.0', which is not a format"):
         NNHandler.load("odd.pth")
+
+
+def test_a_lightning_resume_from_a_newer_format_is_refused():
+    import lightning as L
+
+    handler = make_handler()
+    handler.train(1, progress_bar=False)
+    handler.save("run.pth")
+    ckpt = torch.load("run.pth", weights_only=True)
+    ckpt["checkpoint_format"] = FORMAT_VERSION + 1
+    torch.save(ckpt, "newer.pth")
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(ValueError, match="Lightning resumed from was written in checkpoint format"):
+        trainer.fit(handler.to_lightning_module(), handler.train_loader, ckpt_path="newer.pth")
+    from nn_handler.checkpoint import restore_handler_extras
+
+    with pytest.raises(ValueError, match=f"format {FORMAT_VERSION + 1}, newer than"):
+        restore_handler_extras(handler, ckpt)
 
 
 # ------------------------------------------------------------- metrics
