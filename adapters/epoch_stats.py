@@ -43,7 +43,7 @@ class EpochStats:
         if isinstance(value, torch.Tensor):
             value = value.detach().to(torch.float64).reshape(-1).mean()
         else:
-            value = float(value)
+            value = _number(name, value)
         self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
         self._metric_counts[name] = self._metric_counts.get(name, 0) + 1
 
@@ -64,3 +64,22 @@ class EpochStats:
             total, count = values[2 + 2 * i], values[3 + 2 * i]
             out[name] = total / count if count else math.nan
         return out
+
+
+def _number(name: str, value: Any) -> float:
+    """``float(value)`` for a metric's non-tensor value, or a TypeError naming the metric.
+
+    Only reached for values that are not tensors (those never sync here), so the check is free
+    for the usual case; a string is refused even when it reads as a number.
+    """
+    if not isinstance(value, (str, bytes)) and hasattr(type(value), "__float__"):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise TypeError(
+        f"Metric {name!r} returned {type(value).__name__} ({shown}); a metric must return a "
+        "number or a tensor, e.g. return (outputs.argmax(1) == targets).float().mean()."
+    )

@@ -164,6 +164,9 @@ class ExportedHandlerModule(HandlerModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the handler state Lightning does not know about (history, EMA, step)."""
+        from ..checkpoint._read import check_format
+
+        check_format(checkpoint, "The checkpoint Lightning resumed from")
         state: RunState = self.run_state
         if "train_losses" in checkpoint:
             state.load_history(checkpoint)

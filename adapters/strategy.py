@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .._dist_env import DistEnv
+from .process_group import remember_created_group
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -101,6 +102,9 @@ def ensure_process_group(
 ) -> None:
     """Create the default process group for ``dist`` unless one exists (no-op for one process).
 
+    A group created here is destroyed at interpreter exit (:mod:`.process_group`); an existing
+    one is reused and left to whoever created it.
+
     Raises:
         RuntimeError: an existing process group disagrees with ``dist``.
     """
@@ -139,6 +143,7 @@ def ensure_process_group(
     finally:
         for log, level in zip(banners, levels):
             log.setLevel(level)
+    remember_created_group()
 
 
 def _env_flag(env: Mapping[str, str], key: str) -> bool | None:

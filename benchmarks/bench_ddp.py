@@ -37,8 +37,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.samples, args.reps, args.epochs = 512, 1, 2
     if args.worker:
         with bench_env():
-            return _worker(args)
+            try:
+                return _worker(args)
+            finally:
+                _destroy_process_group()
     return _launch(args)
+
+
+def _destroy_process_group() -> None:
+    """The raw way creates the group itself: like any script that does, it destroys it (a group
+    left to interpreter teardown can abort the process; nn_handler only destroys its own)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _launch(args: Any) -> dict[str, Any]:

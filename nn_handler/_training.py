@@ -203,7 +203,9 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     """Run ``epochs`` more epochs of training (``check_ready`` has passed)."""
     import lightning as L
 
+    from ._data import require_batches
     from .adapters.callback_bridge import lightning_loggers
+    from .adapters.interrupts import plain_python_signals
     from .adapters.strategy import strategy_arguments
     from .adapters.trainer_factory import TrainPlan, continue_from, trainer_arguments
 
@@ -241,12 +243,17 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, state.global_step)
         train_loader, val_loader = loaders(setup, runtime, validate, trainer_kwargs)
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    state.global_step = int(trainer.global_step)
-    # Lightning's teardown moves the model to the CPU; the handler's device is the contract.
-    runtime.module.to(runtime.device).train()
-    if state.ema is not None:
-        state.ema.to(runtime.device)
+        require_batches(train_loader, "train")
+        try:
+            with plain_python_signals(trainer):
+                trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+        finally:  # also after an interrupt: the step counter must match the optimizer's steps
+            state.global_step = int(trainer.global_step)
+            # Lightning's teardown moves the model to the CPU; the handler's device is the
+            # contract.
+            runtime.module.to(runtime.device).train()
+            if state.ema is not None:
+                state.ema.to(runtime.device)
 
 
 def loaders(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import warnings
 from typing import Any
 
@@ -42,23 +40,11 @@ def bare_module(handler: Any) -> torch.nn.Module:
 
 
 def atomic_torch_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync it, then rename it over ``path``.
+    """``torch.save`` through the checkpoint writer: atomic, so a crash mid-write leaves the
+    previous file intact, never a truncated one (see ``nn_handler.checkpoint.atomic_save``)."""
+    from ..checkpoint._atomic import atomic_save  # lazy: the checkpoint package imports callbacks
 
-    A crash mid-write leaves the previous file intact, never a truncated one.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".pth", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_save(obj, path)
 
 
 class Monitor:

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from ._tempfiles import remove_stale_temp_files, temp_prefix
+
 __all__ = ["atomic_save", "remove_quietly"]
 
 
@@ -17,17 +19,18 @@ def atomic_save(obj: Any, path: str) -> None:
     """``torch.save(obj)`` to ``path``: readers see the old file or the new one, never a part.
 
     The directory is created if needed. On any failure the temporary file is removed and the file
-    already at ``path`` (if any) is left untouched.
+    already at ``path`` (if any) is left untouched. Temporary files that killed writers left in
+    the directory are removed first (see ``_tempfiles``).
     """
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
+    existed = os.path.lexists(path)
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-        )
+        remove_stale_temp_files(directory)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=directory)
     except OSError as err:
-        raise _write_error(path, err) from err
+        raise _write_error(path, err, existed) from err
     try:
         # mkstemp creates the file 0600; give it the mode a plain open() would (umask applied).
         os.fchmod(fd, 0o666 & ~_umask())
@@ -39,20 +42,19 @@ def atomic_save(obj: Any, path: str) -> None:
     except (OSError, RuntimeError) as err:
         # torch reports a failed write (disk full, I/O error) as RuntimeError from its writer.
         remove_quietly(tmp)
-        raise _write_error(path, err) from err
+        raise _write_error(path, err, existed) from err
     except BaseException:
         remove_quietly(tmp)
         raise
     _fsync_directory(directory)
 
 
-def _write_error(path: str, err: BaseException) -> OSError:
+def _write_error(path: str, err: BaseException, existed: bool) -> OSError:
     """An ``OSError`` (subclass chosen by errno) that names the checkpoint path."""
     code = getattr(err, "errno", None) or errno.EIO
     reason = getattr(err, "strerror", None) or str(err).strip().splitlines()[0]
-    return OSError(
-        code, f"Could not write checkpoint {path!r} ({reason}); the previous file is intact", path
-    )
+    outcome = "the previous file is intact" if existed else "no file was written"
+    return OSError(code, f"Could not write checkpoint {path!r} ({reason}); {outcome}", path)
 
 
 def _umask() -> int:

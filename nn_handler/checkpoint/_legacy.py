@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from ._read import check_format, require_regular_file
+
 __all__ = ["read_legacy"]
 
 _ORIGINAL_PREFIXES = ("src.nn_handler", "nn_handler")
@@ -65,6 +67,7 @@ def read_legacy(path: str, map_location: Any) -> dict[str, Any]:
     Raises:
         ValueError: the file cannot be unpickled (e.g. a class it names cannot be imported).
     """
+    require_regular_file(path)
     try:
         obj = torch.load(
             path, map_location=map_location, weights_only=False, pickle_module=_pickle_module
@@ -78,4 +81,5 @@ def read_legacy(path: str, map_location: Any) -> dict[str, Any]:
         raise ValueError(f"{path!r} is truncated or corrupted: {err}") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path!r} holds a {type(obj).__name__}, not an NNHandler checkpoint.")
+    check_format(obj, repr(path))
     return obj

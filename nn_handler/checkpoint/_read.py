@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import stat
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["read_file", "is_handler_checkpoint", "newest_in_directory", "describe"]
+__all__ = [
+    "read_file",
+    "is_handler_checkpoint",
+    "newest_in_directory",
+    "describe",
+    "require_regular_file",
+    "check_format",
+]
 
 _HANDLER_KEYS = ("model_state_dict", "model_class")
 
@@ -57,21 +65,87 @@ def read_file(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a truncated or corrupted file, or a pickle that needs code to load.
+        IsADirectoryError: ``path`` is a directory.
+        ValueError: not a regular file (a FIFO would block forever), a truncated or corrupted
+            file, a pickle that needs code to load, or a checkpoint format newer than this
+            version of nn_handler reads. Every message names the file.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Checkpoint file not found: {path!r}.")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path!r} is a directory, not a checkpoint file.")
+    require_regular_file(path)
     # The checksum pass runs beside torch.load (zlib releases the GIL), so it costs almost no
     # wall time; its verdict is awaited before anything loaded is returned.
     with ThreadPoolExecutor(max_workers=1) as pool:
         verdict = pool.submit(_verify_zip, path) if verify else None
         try:
-            return _load(path, map_location, mmap)
+            obj = _load(path, map_location, mmap)
         finally:
             if verdict is not None:
                 verdict.result()  # raises ValueError for a damaged file, replacing any result
+    if is_handler_checkpoint(obj):
+        check_format(obj, repr(path))
+    return obj
+
+
+def require_regular_file(path: str) -> None:
+    """Refuse, before opening it, anything at ``path`` that is not a regular file.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``.
+        IsADirectoryError: a directory.
+        ValueError: a FIFO, socket or device (reading one can block forever).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"Checkpoint file not found: {path!r}.") from None
+    except OSError as err:
+        raise OSError(err.errno, f"Cannot read checkpoint {path!r}: {err.strerror}", path) from None
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(f"{path!r} is a directory, not a checkpoint file.")
+    if not stat.S_ISREG(mode):
+        raise ValueError(
+            f"{path!r} is a {_file_kind(mode)}, not a regular file: a checkpoint must be a file "
+            "on disk (reading this could block forever). Copy the checkpoint to a file first."
+        )
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def check_format(ckpt: dict[str, Any], where: str) -> None:
+    """Refuse a checkpoint written in a format newer than this version of nn_handler reads.
+
+    Files without ``checkpoint_format`` (written by the original NNHandler) are accepted.
+
+    Raises:
+        ValueError: the format is newer than ``FORMAT_VERSION``, or not a format number at all.
+    """
+    from ._state import FORMAT_VERSION
+
+    found = ckpt.get("checkpoint_format")
+    if found is None:
+        return
+    if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+        raise ValueError(
+            f"{where} has checkpoint_format={found!r}, which is not a format this version of "
+            f"nn_handler knows (it reads formats 1 to {FORMAT_VERSION})."
+        )
+    if found > FORMAT_VERSION:
+        from .._version import __version__
+
+        raise ValueError(
+            f"{where} was written in checkpoint format {found}, newer than format "
+            f"{FORMAT_VERSION} that nn_handler {__version__} reads. Upgrade nn_handler "
+            "(pip install -U nn-handler) to load it."
+        )
 
 
 def _load(path: str, map_location: Any, mmap: bool) -> dict[str, Any]:
@@ -101,12 +175,12 @@ def _load(path: str, map_location: Any, mmap: bool) -> dict[str, Any]:
 
 def _verify_zip(path: str) -> None:
     """Check every record's CRC-32: torch.load itself would load flipped tensor bytes silently."""
-    if not zipfile.is_zipfile(path):
-        return  # not torch's zip format: torch.load below says what it is
     try:
+        if not zipfile.is_zipfile(path):
+            return  # not torch's zip format: torch.load says what it is
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as err:
+    except Exception as err:  # noqa: BLE001 - e.g. BadZipFile from a flipped zip64 disk count
         raise ValueError(
             f"{path!r} is truncated or corrupted and cannot be read as a checkpoint "
             f"({type(err).__name__}: {_first_line(err)})."
@@ -134,7 +208,11 @@ def _first_line(err: BaseException) -> str:
 
 
 def newest_in_directory(directory: str) -> str:
-    """The checkpoint in ``directory`` with the most epochs recorded inside (auto-saves first).
+    """The NNHandler checkpoint in ``directory`` with the most completed epochs.
+
+    Ties go to the most recently modified file (then the name, so the choice is deterministic).
+    Auto-saves and manual saves rank alike; files that are not NNHandler checkpoints, hidden
+    files (such as the atomic writer's temporary files) and unreadable files are skipped.
 
     Raises:
         FileNotFoundError: no readable NNHandler checkpoint in the directory.
@@ -155,9 +233,7 @@ def newest_in_directory(directory: str) -> str:
         if not is_handler_checkpoint(obj):
             continue
         epochs = len(obj.get("train_losses") or [])
-        step = int(obj.get("global_step", obj.get("handler_global_step", 0)) or 0)
-        auto = bool(obj.get("auto_saved", False))
-        candidates.append(((auto, epochs, step, os.path.getmtime(full)), full))
+        candidates.append(((epochs, os.stat(full).st_mtime_ns, name), full))
         del obj
     if not candidates:
         raise FileNotFoundError(f"No NNHandler checkpoint (*.pth, *.pt, *.ckpt) in {directory!r}.")

@@ -280,6 +280,7 @@ def restore_handler_extras(
     only), the EMA weights and, unless ``restore_rng=False``, the generator states. The file's
     auto-save settings and bookkeeping are never taken over.
     """
+    _read.check_format(ckpt, "The checkpoint Lightning resumed from")
     state.load_history(ckpt)
     states = dict(ckpt.get("callback_states") or {})
     for cb in setup.callbacks:
