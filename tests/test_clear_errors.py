@@ -118,7 +118,7 @@ def test_a_lightning_resume_from_a_newer_format_is_refused():
     from nn_handler.checkpoint import restore_handler_extras
 
     with pytest.raises(ValueError, match=f"format {FORMAT_VERSION + 1}, newer than"):
-        restore_handler_extras(handler, ckpt)
+        restore_handler_extras(handler.setup, handler.run_state, ckpt)
 
 
 # ------------------------------------------------------------- metrics
