@@ -40,7 +40,8 @@ class HandlerModule(L.LightningModule):
         optimizer: a built optimizer over ``model``'s parameters.
         scheduler: an optional built scheduler over ``optimizer``; stepped once per epoch.
         sde: the SDE object given to score-based losses.
-        ema: an optional ``torch.optim.swa_utils.AveragedModel`` updated after each optimizer step.
+        ema: an optional :class:`~nn_handler._ema.ExponentialMovingAverage`, updated after each
+            optimizer step.
         history: where epoch values are appended.
         eval_modules: submodules kept in eval mode during training.
         debug_print_interval: log the batch loss every N training batches.

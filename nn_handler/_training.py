@@ -97,12 +97,9 @@ def _setup_ema(handler: NNHandler, decay: float) -> None:
     if decay == 0.0:
         return
     if handler._ema is None or handler._ema_decay != decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        from ._ema import ExponentialMovingAverage
 
-        handler._ema = AveragedModel(
-            handler._module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
-        )
-        handler._ema.requires_grad_(False)
+        handler._ema = ExponentialMovingAverage(handler._module, decay)
     handler._ema_decay = float(decay)
     handler._ema.to(handler._device)
 

@@ -415,7 +415,11 @@ class NNHandler:
 
     @property
     def ema(self) -> Any:
-        """The ``AveragedModel`` holding the EMA weights (``None`` without ``ema_decay``)."""
+        """The weights' moving average (``None`` without ``ema_decay``).
+
+        An :class:`~nn_handler._ema.ExponentialMovingAverage`: ``ema.module`` is the averaged copy
+        of the model, ``ema.n_averaged`` the number of updates so far.
+        """
         return self._ema
 
     @property
