@@ -17,16 +17,19 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ema"
 
 
 class StepRecorder(Callback):
-    """The model's parameters and buffers after every training batch (one optimizer step each)."""
+    """After every training batch (one optimizer step each): the model's parameters and buffers,
+    and the EMA's parameters."""
 
     def __init__(self):
         super().__init__()
         self.params: list[list[torch.Tensor]] = []
         self.buffers: list[list[torch.Tensor]] = []
+        self.ema: list[list[torch.Tensor]] = []
 
     def on_train_batch_end(self, batch, logs=None):
         self.params.append([p.detach().clone() for p in self.handler.module.parameters()])
         self.buffers.append([b.detach().clone() for b in self.handler.module.buffers()])
+        self.ema.append([p.clone() for p in self.handler.ema.module.parameters()])
 
 
 def _handler(data, lr=0.1):
@@ -55,13 +58,18 @@ def test_ema_equals_a_hand_computation_from_the_initial_weights(cls_data):
     h.add_callback(rec)
     h.train(3, ema_decay=0.6, progress_bar=False)
     assert len(rec.params) == 18 and int(h.ema.n_averaged) == 18
-    expected = _hand_ema(initial, rec.params, 0.6)
+    # The average after every step, from the first (where the initial weights still weigh 2/11).
+    for step in range(1, 19):
+        expected = _hand_ema(initial, rec.params[:step], 0.6)
+        for got, want in zip(rec.ema[step - 1], expected, strict=True):
+            torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5, msg=f"step {step}")
     for got, want in zip(h.ema.module.parameters(), expected, strict=True):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
     # Buffers are the model's own (not averaged): the BatchNorm statistics after the last step.
     for got, want in zip(h.ema.module.buffers(), rec.buffers[-1], strict=True):
         assert torch.equal(got, want)
-    # Guard: warm-up and starting point matter here (the other two readings give other weights).
+    # Guard: the starting point matters at the first step, the warm-up at the last one.
+    assert not torch.allclose(initial[0], rec.params[0][0], atol=1e-3)
     no_warmup = _hand_ema(rec.params[0], rec.params[1:], 0.6)  # AveragedModel's reading
     assert not torch.allclose(expected[0], no_warmup[0], atol=1e-4)
 
