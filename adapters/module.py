@@ -40,8 +40,9 @@ class HandlerModule(L.LightningModule):
         optimizer: a built optimizer over ``model``'s parameters.
         scheduler: an optional built scheduler over ``optimizer``; stepped once per epoch.
         sde: the SDE object given to score-based losses.
-        run_state: where epoch values are recorded; its ``ema`` (if any) is updated after each
-            optimizer step and its ``stop_requested`` flag ends training after an epoch.
+        run_state: where epoch values are recorded; its ``ema`` (if any, an
+            ``ExponentialMovingAverage``) is updated after each optimizer step and its
+            ``stop_requested`` flag ends training after an epoch.
         eval_modules: submodules kept in eval mode during training.
         debug_print_interval: log the batch loss every N training batches.
         logger: the handler's Python logger.

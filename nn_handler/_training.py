@@ -114,12 +114,9 @@ def ensure_ema(state: RunState, module: torch.nn.Module, decay: float, device: A
             state.ema.to(device)
         return
     if state.ema is None or state.ema_decay != decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        from ._ema import ExponentialMovingAverage
 
-        state.ema = AveragedModel(
-            module, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
-        )
-        state.ema.requires_grad_(False)
+        state.ema = ExponentialMovingAverage(module, decay)
         state.ema_decay = float(decay)
     state.ema.to(device)
 

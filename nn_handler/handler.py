@@ -483,7 +483,11 @@ class NNHandler:
 
     @property
     def ema(self) -> Any:
-        """The exponential moving average of the weights (``None`` without ``ema_decay``)."""
+        """The weights' moving average (``None`` without ``ema_decay``).
+
+        An ``ExponentialMovingAverage`` (``nn_handler._ema``): ``ema.module`` is the averaged copy
+        of the model, ``ema.n_averaged`` the number of updates so far.
+        """
         return self._state.ema
 
     @property

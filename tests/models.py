@@ -44,3 +44,34 @@ class AutoEncoder(nn.Module):
 
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (outputs.argmax(dim=1) == targets).float().mean()
+
+
+class BatchNormNet(nn.Module):
+    """A parameter-and-buffer model: BatchNorm's running statistics change in every forward."""
+
+    def __init__(self, in_features: int = 8, hidden: int = 16, out_features: int = 3):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(in_features, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, out_features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class DtypeProbe(nn.Module):
+    """Records the dtype of its output in every training forward (what autocast would change)."""
+
+    def __init__(self, in_features: int = 8, out_features: int = 3):
+        super().__init__()
+        self.layer = nn.Linear(in_features, out_features)
+        self.train_output_dtypes: list[torch.dtype] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layer(x)
+        if self.training:
+            self.train_output_dtypes.append(out.dtype)
+        return out

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
-from models import DropoutNet, accuracy
+from models import DropoutNet, TinyNet, accuracy
 from torch import nn
 
-from nn_handler import NNHandler
+from nn_handler import Callback, NNHandler
 from nn_handler._training import build_module, lightning_callbacks
 
 pytestmark = pytest.mark.filterwarnings(
@@ -87,6 +89,93 @@ def test_load_restores_generators_unless_told_not_to(cls_data):
     torch.manual_seed(99)
     NNHandler.load("h.pth", restore_rng=False)
     assert not torch.equal(torch.rand(3), after_save)
+
+
+def test_load_restores_python_and_numpy_generators(cls_data):
+    h = _make(cls_data)
+    h.train(1, seed=0, progress_bar=False)
+    h.save("h.pth")
+    after_save = (random.random(), np.random.rand(3).tolist(), np.random.normal())
+    random.seed(99)
+    np.random.seed(99)
+    NNHandler.load("h.pth")
+    assert (random.random(), np.random.rand(3).tolist(), np.random.normal()) == after_save
+
+
+def test_a_loaders_own_generator_continues_after_load(cls_data):
+    def make():
+        h = _make(cls_data)
+        gen = torch.Generator().manual_seed(5)
+        h.set_train_loader(cls_data, batch_size=32, shuffle=True, generator=gen)
+        return h
+
+    one = make()
+    one.train(4, seed=0, progress_bar=False)
+    first = make()
+    first.train(2, seed=0, progress_bar=False)
+    first.save("half.pth")
+    resumed = NNHandler.load("half.pth")
+    # The script is run again: its loader gets a generator seeded as before, which the load
+    # moves on to where the saved run's generator was.
+    resumed.set_train_loader(
+        cls_data, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(5)
+    )
+    resumed.set_val_loader(cls_data, batch_size=96)
+    resumed.train(2, progress_bar=False)
+    assert _same_weights(resumed, one) and _same_history(resumed, one)
+
+
+def _lr_per_epoch(h):
+    class LrLog(Callback):
+        def __init__(self):
+            super().__init__()
+            self.lrs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.lrs.append(logs["lr"])
+
+    log = LrLog()
+    h.add_callback(log)
+    return log
+
+
+@pytest.mark.filterwarnings("ignore:A `OneCycleLR` scheduler is using 'interval'")
+@pytest.mark.parametrize(
+    "scheduler, kwargs",
+    [
+        # Stepped once per epoch: the lr of epoch 3 depends on how many steps came before.
+        (torch.optim.lr_scheduler.OneCycleLR, {"max_lr": 0.05, "total_steps": 5}),
+        # Only a 50 % improvement counts: epochs 2 and 3 are bad, so the lr halves for epoch 4
+        # only if the best value and the count of bad epochs survive the load.
+        (
+            torch.optim.lr_scheduler.ReduceLROnPlateau,
+            {"patience": 1, "factor": 0.5, "threshold": 0.5},
+        ),
+    ],
+)
+def test_resume_with_a_stateful_scheduler_equals_one_run(cls_data, scheduler, kwargs):
+    def make():
+        torch.manual_seed(7)
+        h = NNHandler(TinyNet)
+        h.set_optimizer(torch.optim.SGD, lr=0.05)
+        h.set_scheduler(scheduler, **kwargs)
+        h.set_loss_fn(nn.functional.cross_entropy)
+        _data(h, cls_data)
+        return h
+
+    one = make()
+    one_lrs = _lr_per_epoch(one)
+    one.train(4, seed=0, progress_bar=False)
+    first = make()
+    first.train(2, seed=0, progress_bar=False)
+    first.save("half.pth")
+    resumed = NNHandler.load("half.pth", skip_callbacks=True)
+    _data(resumed, cls_data)
+    resumed_lrs = _lr_per_epoch(resumed)
+    resumed.train(2, progress_bar=False)
+    assert resumed_lrs.lrs == one_lrs.lrs[2:] and len(set(one_lrs.lrs)) > 1
+    assert _same_weights(resumed, one) and _same_history(resumed, one)
+    assert resumed.scheduler.state_dict() == one.scheduler.state_dict()
 
 
 def test_lightning_trainer_resumes_from_handler_file(cls_data, one_go):

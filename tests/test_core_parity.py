@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from models import TinyNet
+from models import DropoutNet, TinyNet
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -71,6 +71,27 @@ def test_train_in_two_calls_equals_one_call(cls_data):
     two.train(2, progress_bar=False)
     assert two.train_losses == pytest.approx(one.train_losses, abs=1e-7)
     for a, b in zip(one.module.parameters(), two.module.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_train_in_two_calls_equals_one_call_with_shuffling_and_dropout(cls_data):
+    # Shuffling and dropout draw from the global generator: one draw more or less in the second
+    # call (e.g. a data iterator created twice) changes the batches and masks that follow.
+    def make():
+        torch.manual_seed(0)
+        handler = NNHandler(DropoutNet)
+        handler.set_optimizer(torch.optim.SGD, lr=0.05, momentum=0.9)
+        handler.set_loss_fn(nn.functional.cross_entropy)
+        handler.set_train_loader(cls_data, batch_size=32, shuffle=True)
+        return handler
+
+    one = make()
+    one.train(4, progress_bar=False)
+    two = make()
+    two.train(2, progress_bar=False)
+    two.train(2, progress_bar=False)
+    assert two.train_losses == one.train_losses
+    for a, b in zip(one.module.parameters(), two.module.parameters(), strict=True):
         assert torch.equal(a, b)
 
 

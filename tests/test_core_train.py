@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 import torchmetrics
-from models import AutoEncoder, TinyNet, accuracy
+from models import AutoEncoder, DtypeProbe, TinyNet, accuracy
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -254,10 +254,12 @@ def test_reduce_on_plateau_steps_on_val_loss(cls_data):
 
 
 def test_use_amp_on_cpu_warns_and_trains_in_fp32(cls_data):
-    handler = make(cls_data)
+    # Mixed precision keeps float32 weights; what it changes is the dtype the forward computes in.
+    handler = make(cls_data, model=DtypeProbe)
     with pytest.warns(UserWarning, match="use_amp=True needs a CUDA device"):
         handler.train(1, use_amp=True, progress_bar=False)
-    assert handler.module.body[0].weight.dtype == torch.float32
+    assert handler.module.train_output_dtypes == [torch.float32] * 6
+    assert handler.module.layer.weight.dtype == torch.float32
 
 
 def test_ema_weights_are_used_by_predict(cls_data):

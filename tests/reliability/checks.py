@@ -39,6 +39,10 @@ def check_crash(report: dict, trials: int) -> dict:
         assert t["kills"], t  # each trial was killed at least once
         assert (t["equal_weights"], t["equal_history"], t["epochs"]) == (True, True, 8), t
         assert f"model_epoch{t['epochs']:02d}.pth" in t["final_files"], t
+        # Only checkpoints and the hidden temporary files of saves cut short by a kill (at most
+        # one per kill) are ever left in the directory.
+        assert t["other_files"] == [], t
+        assert len(t["tmp_files"]) <= len(t["kills"]), t
     kills = sum(len(t["kills"]) for t in runs)
     loads = sum(t["loads"] for t in runs)
     assert loads > trials  # the observer really read files while the jobs ran
@@ -47,6 +51,7 @@ def check_crash(report: dict, trials: int) -> dict:
         "kills": kills,
         "observed_loads": loads,
         "stale_files": sum(len(t["final_files"]) - 1 for t in runs),
+        "tmp_files_left": sum(len(t["tmp_files"]) for t in runs),
     }
 
 
@@ -57,11 +62,14 @@ def check_savekill(report: dict, trials: int) -> dict:
     for t in runs:
         assert t["consistent"], t
         assert t["final_named"] == ["model.pth"], t
+        # A kill inside a save leaves at most its own temporary file; a save that returned, none.
+        assert t["tmp_left"] <= (0 if t["save_returned"] else 1), t
     inside = [t for t in runs if not t["save_returned"]]
     return {
         "trials": trials,
         "killed_inside_save": len(inside),
         "old_version_kept": sum(t["version_on_disk"] == t["previous_version"] for t in inside),
+        "tmp_files_left": sum(t["tmp_left"] for t in runs),
         "save_s": report["save_s"],
     }
 

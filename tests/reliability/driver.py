@@ -229,6 +229,7 @@ def crash(out: Path, trials: int, rng: random.Random) -> dict:
                 "epochs": len(final.train_losses),
                 "final_files": [n for n in leftover if FINAL_RE.match(n)],
                 "tmp_files": [n for n in leftover if TMP_RE.match(n)],
+                "other_files": [n for n in leftover if not (FINAL_RE.match(n) or TMP_RE.match(n))],
                 "looks": observer.looks,
                 "loads": observer.loads,
                 "vanished": observer.vanished,

@@ -1,0 +1,474 @@
+"""A curated mutation check for checkpointing, resume, EMA, the callback bridge and DDP aggregation.
+
+Each entry of :data:`MUTATIONS` is a small deliberate bug (a text replacement in one source file)
+and the fast tests expected to catch it. For each mutation the check copies the working tree
+(tracked and untracked, not ignored, files) into a temporary folder, applies the bug there, runs
+the named tests in the copy and reports ``killed`` (a test failed, as it should) or ``survived``
+(the tests missed the bug). The working tree is never modified.
+
+Run it before resolving an issue that touches those areas::
+
+    python tests/mutation_check.py              # every mutation, its named tests
+    python tests/mutation_check.py ema-decay     # some mutations, by name
+    python tests/mutation_check.py --all-fast    # the whole non-slow suite against each one
+    python tests/mutation_check.py --list        # names, files and tests
+
+The exit status is 0 when every mutation was killed. ``tests/README.md`` lists the mutations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["MUTATIONS", "Mutation", "apply_mutation", "main"]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One deliberate bug.
+
+    Attributes:
+        name: short identifier used on the command line.
+        file: the source file, relative to the repository root.
+        edits: ``(original, mutated)`` text pairs; each original occurs exactly once in ``file``.
+        tests: pytest node ids (relative to the root) expected to fail with the bug in place.
+        bug: what the bug does, in words.
+    """
+
+    name: str
+    file: str
+    edits: tuple[tuple[str, str], ...]
+    tests: tuple[str, ...]
+    bug: str
+
+
+_RESUME = "tests/test_checkpoint_resume.py"
+_EMA = "tests/test_ema.py"
+_TWO_RANKS = "tests/test_ddp_two_ranks.py"
+_CALLBACKS = "tests/test_callbacks.py"
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # ------------------------------------------------------------ checkpointing and resume
+    Mutation(
+        name="rng-python-numpy",
+        file="nn_handler/checkpoint/_rng.py",
+        edits=(
+            ('    if "python" in state:\n', "    if False:\n"),
+            ('    if "numpy" in state:\n', "    if False:\n"),
+        ),
+        tests=(f"{_RESUME}::test_load_restores_python_and_numpy_generators",),
+        bug="load restores torch's generator but not Python's `random` nor NumPy's",
+    ),
+    Mutation(
+        name="rng-torch",
+        file="nn_handler/checkpoint/_rng.py",
+        edits=(('        torch.set_rng_state(state["torch"].cpu())', "        pass"),),
+        tests=(f"{_RESUME}::test_load_restores_generators_unless_told_not_to",),
+        bug="load does not restore torch's CPU generator",
+    ),
+    Mutation(
+        name="loader-generator",
+        file="nn_handler/_training.py",
+        edits=(
+            (
+                "set_generator_state(slot.loader, pending.get(role))",
+                "set_generator_state(slot.loader, None)",
+            ),
+        ),
+        tests=(f"{_RESUME}::test_a_loaders_own_generator_continues_after_load",),
+        bug="a loader's own `generator=` does not continue its saved state after load",
+    ),
+    Mutation(
+        name="scheduler-state",
+        file="nn_handler/checkpoint/_restore.py",
+        edits=(
+            (
+                '        handler._scheduler.load_state_dict(ckpt["scheduler_state_dict"])',
+                "        pass",
+            ),
+        ),
+        tests=(f"{_RESUME}::test_resume_with_a_stateful_scheduler_equals_one_run",),
+        bug="load rebuilds the scheduler but does not restore its state",
+    ),
+    Mutation(
+        name="optimizer-state",
+        file="nn_handler/checkpoint/_restore.py",
+        edits=(
+            (
+                '            handler._optimizer.load_state_dict(ckpt["optimizer_state_dict"])',
+                "            pass",
+            ),
+        ),
+        tests=(f"{_RESUME}::test_train_save_load_train_equals_one_run",),
+        bug="load rebuilds the optimizer but does not restore its state (Adam moments)",
+    ),
+    Mutation(
+        name="history-not-restored",
+        file="nn_handler/checkpoint/_restore.py",
+        edits=(
+            (
+                "    if not skip_history:\n        handler._history.load_state_dict(ckpt)\n",
+                "    if not skip_history:\n        pass\n",
+            ),
+        ),
+        tests=(f"{_RESUME}::test_train_save_load_train_equals_one_run",),
+        bug="load drops the history, so epoch numbers restart at 1",
+    ),
+    Mutation(
+        name="continue-flag",
+        file="adapters/trainer_factory.py",
+        edits=(("        trainer.fit_loop._resuming_from_checkpoint = True", "        pass"),),
+        tests=(
+            "tests/test_core_parity.py::"
+            "test_train_in_two_calls_equals_one_call_with_shuffling_and_dropout",
+        ),
+        bug="a second `train()` draws one more seed from the global generator than one long run",
+    ),
+    Mutation(
+        name="amp-cpu-bf16",
+        file="adapters/trainer_factory.py",
+        edits=(
+            (
+                "        else:\n            warnings.warn(\n",
+                '        else:\n            precision = "bf16-mixed"\n            warnings.warn(\n',
+            ),
+        ),
+        tests=("tests/test_core_train.py::test_use_amp_on_cpu_warns_and_trains_in_fp32",),
+        bug="`use_amp=True` on the CPU warns but silently trains in bf16 autocast",
+    ),
+    # ------------------------------------------------------------------------------- EMA
+    Mutation(
+        name="ema-decay",
+        file="nn_handler/_ema.py",
+        edits=(("        self.decay = float(decay)", "        self.decay = 1.0 - float(decay)"),),
+        tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
+        bug="the EMA uses `1 - decay` in place of `decay`",
+    ),
+    Mutation(
+        name="ema-no-warmup",
+        file="nn_handler/_ema.py",
+        edits=(
+            ("        return min(self.decay, (1.0 + n) / (10.0 + n))", "        return self.decay"),
+        ),
+        tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
+        bug="the EMA decay has no warm-up (`min(decay, (1 + n) / (10 + n))`)",
+    ),
+    Mutation(
+        name="ema-starts-after-first-step",
+        file="nn_handler/_ema.py",
+        edits=(
+            (
+                "        weight = 1.0 - self.decay_at(self._updates)",
+                "        weight = 1.0 if self._updates == 1 else "
+                "1.0 - self.decay_at(self._updates)",
+            ),
+        ),
+        tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
+        bug="the average starts from the weights after the first step, not the initial ones",
+    ),
+    Mutation(
+        name="ema-buffers-not-copied",
+        file="nn_handler/_ema.py",
+        edits=(
+            (
+                "model.buffers(), strict=True):\n            avg.copy_(live)",
+                "model.buffers(), strict=True):\n            pass",
+            ),
+        ),
+        tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
+        bug="the averaged copy keeps the BatchNorm statistics it was created with",
+    ),
+    Mutation(
+        name="ema-count-not-restored",
+        file="nn_handler/_ema.py",
+        edits=(("        self._updates = int(self.n_averaged)", "        self._updates = 0"),),
+        tests=(f"{_EMA}::test_ema_resumes_exactly_after_save_and_load",),
+        bug="a loaded EMA restarts its warm-up instead of continuing the update count",
+    ),
+    Mutation(
+        name="ema-not-updated",
+        file="adapters/module.py",
+        edits=(("            self.ema.update_parameters(self.model)", "            pass"),),
+        tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
+        bug="the optimizer step does not update the EMA",
+    ),
+    Mutation(
+        name="predict-ignores-ema",
+        file="nn_handler/_inference.py",
+        edits=(("        return handler._ema.module", "        return handler.model"),),
+        tests=(f"{_EMA}::test_predict_with_ema_uses_the_averaged_weights",),
+        bug="`predict(apply_ema=True)` uses the raw weights",
+    ),
+    # -------------------------------------------------------------------- callback bridge
+    Mutation(
+        name="bridge-epoch-1-based",
+        file="adapters/callback_bridge.py",
+        edits=(
+            (
+                '"on_epoch_end", trainer.current_epoch, pl_module.epoch_logs)',
+                '"on_epoch_end", trainer.current_epoch + 1, pl_module.epoch_logs)',
+            ),
+        ),
+        tests=(f"{_CALLBACKS}::test_hook_order_and_logs_validation_every_epoch",),
+        bug="`on_epoch_end` gets the 1-based epoch instead of the 0-based one",
+    ),
+    Mutation(
+        name="bridge-start-epoch",
+        file="adapters/callback_bridge.py",
+        edits=(
+            ("        self._start_epoch = trainer.current_epoch", "        self._start_epoch = 0"),
+        ),
+        tests=(f"{_CALLBACKS}::test_hook_order_and_logs_validation_every_epoch",),
+        bug="`on_train_begin` reports start_epoch 0 in a continued run",
+    ),
+    Mutation(
+        name="bridge-raises",
+        file="adapters/callback_bridge.py",
+        edits=(("                self._report(cb, hook, err)", "                raise"),),
+        tests=(
+            f"{_CALLBACKS}::test_raising_callback_is_reported_once_per_hook_and_training_goes_on",
+        ),
+        bug="a failing native callback stops training instead of being reported",
+    ),
+    Mutation(
+        name="bridge-stop-flag",
+        file="adapters/module.py",
+        edits=(("        if stop:\n            self.trainer.should_stop = True", "        pass"),),
+        tests=(f"{_CALLBACKS}::test_stop_training_flag_stops_after_the_current_epoch",),
+        bug="`handler._stop_training = True` set by a callback does not stop training",
+    ),
+    # -------------------------------------------------------------------- DDP aggregation
+    Mutation(
+        name="aggregate-max",
+        file="nn_handler/utils/ddp.py",
+        edits=(("op=dist.ReduceOp.SUM)", "op=dist.ReduceOp.MAX)"),),
+        tests=(_TWO_RANKS,),
+        bug="`aggregate_loss`/`aggregate_metrics` divide the maximum, not the sum, by the world",
+    ),
+    Mutation(
+        name="epoch-values-max",
+        file="adapters/module.py",
+        edits=(('reduce(t, reduce_op="sum")', 'reduce(t, reduce_op="max")'),),
+        tests=(_TWO_RANKS,),
+        bug="the epoch loss and metrics are reduced over ranks with max instead of sum",
+    ),
+    Mutation(
+        name="epoch-loss-unweighted",
+        file="adapters/epoch_stats.py",
+        edits=(
+            (
+                "self._loss_sum.add_(loss.detach(), alpha=n)",
+                "self._loss_sum.add_(loss.detach(), alpha=1)",
+            ),
+            ("        self._count += n", "        self._count += 1"),
+        ),
+        tests=("tests/test_core_parity.py::test_epoch_loss_is_sample_weighted",),
+        bug="the epoch loss is the mean of batch losses, not weighted by batch size",
+    ),
+    Mutation(
+        name="on-rank-local-failure",
+        file="nn_handler/utils/ddp.py",
+        edits=(
+            (
+                "failed = [(r, msg) for r, msg in enumerate(reports) if msg is not None]",
+                "failed = [(rank, failure)] if failure else []",
+            ),
+        ),
+        tests=(_TWO_RANKS,),
+        bug="`on_rank`: a failure on one rank is raised there only; the others carry on",
+    ),
+    Mutation(
+        name="broadcast-from-rank-0",
+        file="nn_handler/utils/ddp.py",
+        edits=(
+            ("dist.broadcast_object_list(box, src=src,", "dist.broadcast_object_list(box, src=0,"),
+        ),
+        tests=(_TWO_RANKS,),
+        bug="`broadcast_data(src=1)` sends rank 0's data",
+    ),
+    Mutation(
+        name="gather-rank-order",
+        file="nn_handler/utils/_ordered_gather.py",
+        edits=(
+            (
+                "merged = _take(_cat(chunks), torch.argsort(positions))",
+                "merged = _cat(chunks)",
+            ),
+        ),
+        tests=(_TWO_RANKS,),
+        bug="`predict` under DDP returns outputs rank by rank instead of in dataset order",
+    ),
+    # ----------------------------------------------------------------------- generative
+    Mutation(
+        name="sample-returns-prior",
+        file="nn_handler/generative/sampling.py",
+        edits=(
+            (
+                "    x = prior_sample(sde, tuple(shape), device)\n",
+                "    return prior_sample(sde, tuple(shape), device)\n",
+            ),
+        ),
+        tests=(
+            "tests/test_generative.py::test_sample_with_exact_score_matches_the_data_distribution",
+            "tests/test_generative_examples.py",
+        ),
+        bug="`sample` returns the prior draw without integrating the reverse SDE",
+    ),
+)
+
+
+# ----------------------------------------------------------------- running
+def apply_mutation(mutation: Mutation, root: Path) -> None:
+    """Apply ``mutation`` to the tree at ``root`` (raises ``ValueError`` if its text is gone)."""
+    path = root / mutation.file
+    text = path.read_text()
+    for original, mutated in mutation.edits:
+        count = text.count(original)
+        if count != 1:
+            raise ValueError(
+                f"{mutation.name}: the original text occurs {count} times in {mutation.file} "
+                f"(expected once); update the entry in tests/mutation_check.py:\n{original}"
+            )
+        text = text.replace(original, mutated)
+    path.write_text(text)
+
+
+def _copy_tree(dest: Path) -> None:
+    """The working tree as git sees it (tracked + untracked, minus ignored files) into ``dest``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if not src.is_file():  # deleted in the working tree but still in the index
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    # `adapters/` installs as `nn_handler.adapters`; a link makes the copy importable by that name
+    # from PYTHONPATH alone, ahead of any installed (editable) nn_handler.
+    # The link is relative, so a copy of this tree links to its own adapters/.
+    (dest / "nn_handler" / "adapters").symlink_to("../adapters", target_is_directory=True)
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
+        env.pop(key, None)
+    return env
+
+
+def _check_imports_copy(root: Path) -> None:
+    code = (
+        "import nn_handler, nn_handler.adapters.module as m; "
+        "print(nn_handler.__file__); print(m.__file__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, env=_env(root), capture_output=True, text=True
+    )
+    files = out.stdout.split()
+    if out.returncode != 0 or not all(f.startswith(str(root)) for f in files) or len(files) != 2:
+        raise SystemExit(
+            "The copy's nn_handler is not the one Python imports there, so mutations would not be "
+            f"seen:\n{out.stdout}{out.stderr}"
+        )
+
+
+def _pytest(root: Path, tests: list[str], timeout: float) -> tuple[int, str]:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow"]
+    try:
+        done = subprocess.run(
+            cmd + tests,
+            cwd=root,
+            env=_env(root),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return -1, "timed out"
+    return done.returncode, done.stdout + done.stderr
+
+
+def _summary(output: str) -> str:
+    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def run(mutations: list[Mutation], all_fast: bool, timeout: float, verbose: bool) -> int:
+    """Run ``mutations``; return the number not killed (survived or errors)."""
+    with tempfile.TemporaryDirectory(prefix="nn_handler_mutation_") as tmp:
+        base = Path(tmp) / "base"
+        _copy_tree(base)
+        _check_imports_copy(base)
+        wanted = ["tests"] if all_fast else sorted({t for m in mutations for t in m.tests})
+        code, out = _pytest(base, wanted, timeout)
+        if code != 0:
+            print(f"The tests fail without any mutation ({_summary(out)}):\n{out[-3000:]}")
+            return len(mutations)
+        print(f"baseline: {_summary(out)}")
+        bad = 0
+        for mutation in mutations:
+            tree = Path(tmp) / mutation.name
+            shutil.copytree(base, tree, symlinks=True)
+            link = (tree / "nn_handler" / "adapters").resolve()
+            assert link == (tree / "adapters").resolve(), f"{link} is outside {tree}"
+            apply_mutation(mutation, tree)
+            tests = ["tests"] if all_fast else list(mutation.tests)
+            start = time.monotonic()
+            code, out = _pytest(tree, tests, timeout)
+            verdict = {0: "SURVIVED", 1: "killed"}.get(code, f"ERROR (pytest exit {code})")
+            bad += verdict != "killed"
+            took = time.monotonic() - start
+            print(f"{verdict:9} {mutation.name:28} {took:5.0f} s  {_summary(out)}")
+            if verbose or verdict.startswith("ERROR"):
+                print(out[-3000:])
+            shutil.rmtree(tree)
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    parser.add_argument(
+        "--all-fast", action="store_true", help="run every non-slow test against each mutation"
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print pytest's output")
+    args = parser.parse_args(argv)
+    by_name = {m.name: m for m in MUTATIONS}
+    unknown = [n for n in args.names if n not in by_name]
+    if unknown:
+        parser.error(f"unknown mutation(s) {unknown}; known: {sorted(by_name)}")
+    chosen = [by_name[n] for n in args.names] if args.names else list(MUTATIONS)
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {m.file}\n  {m.bug}\n  killed by: {', '.join(m.tests)}")
+        return 0
+    # A terminated check still kills its pytest run and removes its temporary copies.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    bad = run(chosen, args.all_fast, args.timeout, args.verbose)
+    print(f"{len(chosen) - bad} of {len(chosen)} mutations killed")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
