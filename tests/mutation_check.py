@@ -94,7 +94,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         file="nn_handler/checkpoint/_restore.py",
         edits=(
             (
-                '        handler._scheduler.load_state_dict(ckpt["scheduler_state_dict"])',
+                '        handler.scheduler.load_state_dict(ckpt["scheduler_state_dict"])',
                 "        pass",
             ),
         ),
@@ -106,7 +106,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         file="nn_handler/checkpoint/_restore.py",
         edits=(
             (
-                '            handler._optimizer.load_state_dict(ckpt["optimizer_state_dict"])',
+                '            handler.optimizer.load_state_dict(ckpt["optimizer_state_dict"])',
                 "            pass",
             ),
         ),
@@ -118,7 +118,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         file="nn_handler/checkpoint/_restore.py",
         edits=(
             (
-                "    if not skip_history:\n        handler._history.load_state_dict(ckpt)\n",
+                "    if not skip_history:\n        state.load_history(ckpt)\n",
                 "    if not skip_history:\n        pass\n",
             ),
         ),
@@ -206,7 +206,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="predict-ignores-ema",
         file="nn_handler/_inference.py",
-        edits=(("        return handler._ema.module", "        return handler.model"),),
+        edits=(("        return state.ema.module", "        return runtime.model"),),
         tests=(f"{_EMA}::test_predict_with_ema_uses_the_averaged_weights",),
         bug="`predict(apply_ema=True)` uses the raw weights",
     ),
