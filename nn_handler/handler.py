@@ -20,7 +20,7 @@ from ._loss import LossSpec
 from ._metrics import MetricSet
 from ._seeding import seed_everything
 from .callbacks.base import Callback
-from .enums import LoggingMode, ModelType
+from .enums import DataLoaderType, LoggingMode, ModelType
 from .history import History
 
 __all__ = ["NNHandler"]
@@ -272,13 +272,24 @@ class NNHandler:
         self._loss = LossSpec(self._loss.fn, dict(value), self._loss.pass_epoch)
 
     # ------------------------------------------------------------------ data
-    def set_train_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
-        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP)."""
-        self._train_data = make_slot(dataset, loader_kwargs, "train")
+    def set_train_loader(
+        self,
+        dataset: Any,
+        dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
+        **loader_kwargs: Any,
+    ) -> None:
+        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP;
+        ``DataLoaderType.RANK_CACHED``: ``dataset`` is already this rank's shard)."""
+        self._train_data = make_slot(dataset, loader_kwargs, "train", dataloader_type)
 
-    def set_val_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
+    def set_val_loader(
+        self,
+        dataset: Any,
+        dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
+        **loader_kwargs: Any,
+    ) -> None:
         """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)``."""
-        self._val_data = make_slot(dataset, loader_kwargs, "val")
+        self._val_data = make_slot(dataset, loader_kwargs, "val", dataloader_type)
 
     @property
     def train_loader(self):
@@ -366,6 +377,15 @@ class NNHandler:
     @save_model_name.setter
     def save_model_name(self, value: str) -> None:
         self._auto_save.name = check_name(value)
+
+    @property
+    def last_saved_model(self) -> str | None:
+        """The path of the newest auto-saved checkpoint (``None`` before the first)."""
+        return self._auto_save.last_saved
+
+    @last_saved_model.setter
+    def last_saved_model(self, value: str | None) -> None:
+        self._auto_save.last_saved = None if value is None else str(value)
 
     @property
     def overwrite_last_saved(self) -> bool:
@@ -472,13 +492,22 @@ class NNHandler:
         )
 
     # ---------------------------------------------------------- checkpoints
-    def save(self, path: str) -> None:
-        """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait)."""
-        from .checkpoint import save_handler
+    def save(self, path: str, single_file: bool = True) -> None:
+        """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait).
+
+        ``single_file=False``: ``path`` is a directory with one file per checkpoint key.
+        """
+        from .checkpoint import save_handler, save_handler_files
 
         if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
             raise TypeError(f"save needs a file path, got {type(path).__name__}.")
-        save_handler(self, path)
+        (save_handler if single_file else save_handler_files)(self, path)
+
+    def get_state_dict(self) -> dict[str, Any]:
+        """The complete state :meth:`save` writes, as a dict (``torch.load``-safe values)."""
+        from .checkpoint import full_checkpoint
+
+        return full_checkpoint(self)
 
     @classmethod
     def load(

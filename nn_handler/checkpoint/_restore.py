@@ -15,7 +15,7 @@ from torch import nn
 from .._devices import resolve_device
 from ..callbacks.base import Callback
 from ..enums import ModelType
-from . import _read, _refs
+from . import _multi, _read, _refs
 from ._rng import restore_rng as _restore_rng_states
 from ._weights import load_weights
 
@@ -44,16 +44,19 @@ def read_checkpoint(
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint not found: {path!r}.")
-    if os.path.isdir(path):
-        path = _read.newest_in_directory(path)
-    try:
-        ckpt = _read.read_file(path, map_location)
-    except ValueError:
-        if not allow_legacy_pickle:
-            raise
-        from ._legacy import read_legacy
+    if _multi.is_multi_file(path):  # a directory that is one checkpoint, not a folder of them
+        ckpt = _multi.read_multi_file(path, map_location)
+    else:
+        if os.path.isdir(path):
+            path = _read.newest_in_directory(path)
+        try:
+            ckpt = _read.read_file(path, map_location)
+        except ValueError:
+            if not allow_legacy_pickle:
+                raise
+            from ._legacy import read_legacy
 
-        ckpt = read_legacy(path, map_location)
+            ckpt = read_legacy(path, map_location)
     if not _read.is_handler_checkpoint(ckpt):
         raise ValueError(
             f"{path!r} is not an NNHandler checkpoint: it is {_read.describe(ckpt)}. Load its "
@@ -413,7 +416,7 @@ def initialize_from_checkpoint(
         raise TypeError(f"model_class must be an nn.Module subclass, got {model_class!r}.")
     path = os.fspath(path)
     target = resolve_device(device) if device is not None else torch.device("cpu")
-    obj = _read.read_file(path, "cpu")
+    obj = _multi.read_multi_file(path) if _multi.is_multi_file(path) else _read.read_file(path)
     if _read.is_handler_checkpoint(obj):
         state, saved = obj["model_state_dict"], _saved_class_name(obj.get("model_class"))
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
