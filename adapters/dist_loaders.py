@@ -15,7 +15,8 @@ A loader over a dataset that is already this rank's shard (its dataset or sample
 ``rank_sharded = True``, as ``RankMemCachedH5Dataset`` and ``EpochShuffleSampler`` do) is not split
 again: its sampler is wrapped in :class:`RankLocalSampler`, a ``DistributedSampler`` that passes
 every local index through, so Lightning keeps it too. Training shards shorter than the longest one
-are padded with repeated indices so that every rank runs the same number of steps.
+(learnt with one small collective per ``train`` call) are padded with repeated indices, so that
+every rank runs the same number of steps.
 """
 
 from __future__ import annotations
@@ -71,9 +72,20 @@ def _rank_local(loader: Any) -> bool:
     )
 
 
+def _longest_shard(sampler: Any) -> int | None:
+    """The longest local sampler of all ranks (one small collective; every rank calls it)."""
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return None
+    lengths: list[Any] = [None] * tdist.get_world_size()
+    tdist.all_gather_object(lengths, len(sampler))
+    return max(lengths)
+
+
 def _keep_rank_local(loader: DataLoader, stage: str) -> DataLoader:
     # Padding only for training: DDP's backward needs equal step counts; validation does not.
-    length = getattr(loader.dataset, "max_shard_len", None) if stage == "train" else None
+    length = _longest_shard(loader.sampler) if stage == "train" else None
     return _rebuild(loader, RankLocalSampler(loader.sampler, length), stage)
 
 
