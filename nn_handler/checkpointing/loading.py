@@ -25,7 +25,7 @@ def _check_class(cls: Any, function: str) -> None:
 
 def load(
     NNHandler: type,
-    path: str,
+    path: str | None = None,
     device: Any = None,
     strict_load: bool = False,
     skip_optimizer: bool = False,
@@ -36,8 +36,13 @@ def load(
     skip_ema: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """``NNHandler.load(path, ...)``: a handler rebuilt from a single-file or multi-file save."""
+    """``NNHandler.load(path, ...)``: a handler rebuilt from a single-file or multi-file save.
+
+    ``path`` is required; its default only lets ``load(path)`` (a forgotten class) fail clearly.
+    """
     _check_class(NNHandler, "load")
+    if path is None:
+        raise TypeError("load(NNHandler, path) needs the path of the checkpoint.")
     return load_handler(
         NNHandler,
         path,
