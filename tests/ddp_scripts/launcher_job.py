@@ -66,7 +66,7 @@ def main() -> None:
         "env": {k: os.environ.get(k) for k in ENV_KEYS},
         "probe": probe.seen,
         "train_losses": handler.train_losses,
-        "weights": [round(float(p.sum()), 6) for p in handler.module.parameters()],
+        "weights": [round(float(p.detach().sum()), 6) for p in handler.module.parameters()],
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{handler._rank}.json").write_text(json.dumps(report))
