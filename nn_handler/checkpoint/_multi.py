@@ -21,7 +21,7 @@ import uuid
 from typing import Any
 
 from . import _read
-from ._atomic import atomic_save
+from ._atomic import _fsync_directory, _umask, atomic_save
 
 __all__ = ["MANIFEST", "is_multi_file", "read_multi_file", "write_multi_file"]
 
@@ -42,19 +42,6 @@ def _file_name(key: Any) -> str:
             f"Checkpoint key {key!r} cannot be a file name (use letters, digits, '_', '.', '-')."
         )
     return f"{key}.pth"
-
-
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _write_manifest(directory: str, manifest: dict[str, Any]) -> None:
@@ -116,12 +103,6 @@ def write_multi_file(state: dict[str, Any], directory: str | os.PathLike, **info
     _fsync_directory(parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _manifest(directory: str) -> dict[str, Any]:
