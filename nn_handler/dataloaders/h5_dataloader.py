@@ -60,6 +60,7 @@ class H5LazyDataset(Dataset):
     ):
         self._handle: Any = None
         self._pid: int | None = None
+        self._open: tuple[Any, Any] = (None, None)
         check_cache_options(rdcc_nbytes, rdcc_nslots, rdcc_w0)
         for name, fn in (("transform", transform), ("target_transform", target_transform)):
             if fn is not None and not callable(fn):
@@ -88,16 +89,19 @@ class H5LazyDataset(Dataset):
                     )
 
     # ------------------------------------------------------------------ handle
-    def _file(self) -> Any:
+    def _datasets(self) -> tuple[Any, Any]:
+        """This process's ``(x, y)`` h5py datasets, opening the file on the first call here."""
         if self._handle is None or self._pid != os.getpid():
             self._handle = open_file(self.path, **self._options)
             self._pid = os.getpid()
-        return self._handle
+            y = self._handle[self.y_key] if self.y_key is not None else None
+            self._open = (self._handle[self.x_key], y)
+        return self._open
 
     def _forget_handle(self) -> None:
         """Drop a handle inherited from another process without touching it."""
         if self._pid != os.getpid():
-            self._handle, self._pid = None, None
+            self._handle, self._pid, self._open = None, None, (None, None)
 
     def close(self) -> None:
         """Close this process's handle (the next read opens a new one)."""
@@ -106,14 +110,14 @@ class H5LazyDataset(Dataset):
                 self._handle.close()
             except Exception:  # noqa: BLE001 - closing at interpreter exit may fail harmlessly
                 pass
-        self._handle, self._pid = None, None
+        self._handle, self._pid, self._open = None, None, (None, None)
 
     def __del__(self) -> None:
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_handle"], state["_pid"] = None, None
+        state["_handle"], state["_pid"], state["_open"] = None, None, (None, None)
         return state
 
     # ------------------------------------------------------------------- items
@@ -141,11 +145,11 @@ class H5LazyDataset(Dataset):
 
     def __getitem__(self, idx: Any) -> Any:
         i = self._index(idx)
-        file = self._file()
-        x = self._value(file[self.x_key][i], self.x_dtype, self.transform)
-        if self.y_key is None:
+        xs, ys = self._datasets()
+        x = self._value(xs[i], self.x_dtype, self.transform)
+        if ys is None:
             return x
-        return x, self._value(file[self.y_key][i], self.y_dtype, self.target_transform)
+        return x, self._value(ys[i], self.y_dtype, self.target_transform)
 
     def __repr__(self) -> str:
         y = f", y_key={self.y_key!r}" if self.y_key is not None else ""
