@@ -143,7 +143,12 @@ class AutoSaver(ModelCheckpoint):
             if trainer.is_global_zero:
                 os.makedirs(self.settings.save_path, exist_ok=True)
                 self._save(trainer, checkpoint, path, previous)
-                if self.settings.overwrite and previous and self._may_delete(previous, path):
+                save_path = self.settings.save_path
+                if (
+                    self.settings.overwrite
+                    and previous
+                    and self.bookkeeping.may_delete(previous, path, save_path)
+                ):
                     remove_quietly(previous)
                     self.bookkeeping.forget(previous)
                 if self.py_logger is not None:
@@ -169,20 +174,9 @@ class AutoSaver(ModelCheckpoint):
             self.bookkeeping.last_saved = previous
             raise
 
-    def _may_delete(self, previous: str, new: str) -> bool:
-        """Only a different file that this process wrote, inside this saver's directory."""
-        inside = os.path.dirname(os.path.abspath(previous)) == os.path.abspath(
-            self.settings.save_path
-        )
-        return inside and _differs(previous, new) and self.bookkeeping.wrote(previous)
-
     def state_dict(self) -> dict[str, Any]:
         return self.settings.state_dict(self.bookkeeping.last_saved)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Nothing is taken from a file: it may not choose what this saver deletes or where it
         writes (a ``Trainer.fit(ckpt_path=...)`` resume keeps the handler's own settings)."""
-
-
-def _differs(a: str, b: str) -> bool:
-    return os.path.abspath(a) != os.path.abspath(b)

@@ -8,7 +8,12 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
+from .._data import build_loader
+from ..enums import DataLoaderType
+
 __all__ = ["HandlerDataModule"]
+
+_STANDARD = DataLoaderType.STANDARD
 
 _LOADER_PARAMS = frozenset(inspect.signature(DataLoader.__init__).parameters) - {"self", "dataset"}
 
@@ -42,6 +47,8 @@ class HandlerDataModule(L.LightningDataModule):
         val_loader: DataLoader keyword arguments for validation, testing and prediction.
         test_dataset: the set read by ``Trainer.test``.
         predict_dataset: the set read by ``Trainer.predict``.
+        train_dataloader_type, val_dataloader_type: ``"standard"`` or ``"rank_cached"``
+            (the dataset is already this rank's shard), as ``set_train_loader`` takes them.
     """
 
     def __init__(
@@ -52,8 +59,14 @@ class HandlerDataModule(L.LightningDataModule):
         val_loader: dict[str, Any] | None = None,
         test_dataset: Dataset | None = None,
         predict_dataset: Dataset | None = None,
+        train_dataloader_type: str = "standard",
+        val_dataloader_type: str = "standard",
     ):
         super().__init__()
+        self.dataloader_types = {
+            "train": DataLoaderType.parse(train_dataloader_type),
+            "val": DataLoaderType.parse(val_dataloader_type),
+        }
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
         self.test_dataset = test_dataset
@@ -79,7 +92,7 @@ class HandlerDataModule(L.LightningDataModule):
             return self._given[role]
         if dataset is None:
             return []
-        return DataLoader(dataset, **kwargs)
+        return build_loader(dataset, kwargs, self.dataloader_types.get(role, _STANDARD))
 
     def train_dataloader(self) -> DataLoader:
         if self.train_dataset is None and "train" not in self._given:
@@ -94,10 +107,10 @@ class HandlerDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader | list:
         if self.test_dataset is not None:
-            return DataLoader(self.test_dataset, **self.val_loader_kwargs)
+            return self._loader("test", self.test_dataset, self.val_loader_kwargs)
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader | list:
         if self.predict_dataset is not None:
-            return DataLoader(self.predict_dataset, **self.val_loader_kwargs)
+            return self._loader("predict", self.predict_dataset, self.val_loader_kwargs)
         return self.test_dataloader()

@@ -10,6 +10,13 @@ Lightning loaders that already carry a ``DistributedSampler`` subclass, so it ke
   sample), so each sample is evaluated exactly once and the epoch values are exact. This is safe
   under DDP: outside training DDP synchronises buffers only on the first forward call, and every
   rank gets at least one sample (otherwise we fall back to padding, with a warning).
+
+A loader over a dataset that is already this rank's shard (its dataset or sampler says
+``rank_sharded = True``, as ``RankMemCachedH5Dataset`` and ``EpochShuffleSampler`` do) is not split
+again: its sampler is wrapped in :class:`RankLocalSampler`, a ``DistributedSampler`` that passes
+every local index through, so Lightning keeps it too. Training shards shorter than the longest one
+(learnt with one small collective per ``train`` call) are padded with repeated indices, so that
+every rank runs the same number of steps.
 """
 
 from __future__ import annotations
@@ -27,7 +34,59 @@ from torch.utils.data import (
 
 from .._dist_env import DistEnv
 
-__all__ = ["shard_train_loader", "shard_val_loader"]
+__all__ = ["RankLocalSampler", "shard_train_loader", "shard_val_loader"]
+
+
+class RankLocalSampler(DistributedSampler):
+    """A rank-local sampler dressed as a ``DistributedSampler``: it yields ``sampler``'s indices
+    (cycled up to ``length`` when that is longer) and forwards ``set_epoch``."""
+
+    def __init__(self, sampler: Any, length: int | None = None):
+        # DistributedSampler.__init__ needs a dataset and a process group; nothing here splits.
+        self.sampler = sampler
+        self.num_replicas, self.rank, self.epoch, self.seed = 1, 0, 0, 0
+        self.shuffle, self.drop_last = False, False
+        self.num_samples = max(len(sampler), length or 0)
+        self.total_size = self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if callable(getattr(self.sampler, "set_epoch", None)):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        indices = list(self.sampler)
+        if indices and len(indices) < self.num_samples:
+            reps = -(-self.num_samples // len(indices))
+            indices = (indices * reps)[: self.num_samples]
+        return iter(indices)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def _rank_local(loader: Any) -> bool:
+    return isinstance(loader, DataLoader) and (
+        getattr(loader.dataset, "rank_sharded", False) is True
+        or getattr(loader.sampler, "rank_sharded", False) is True
+    )
+
+
+def _longest_shard(sampler: Any) -> int | None:
+    """The longest local sampler of all ranks (one small collective; every rank calls it)."""
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return None
+    lengths: list[Any] = [None] * tdist.get_world_size()
+    tdist.all_gather_object(lengths, len(sampler))
+    return max(lengths)
+
+
+def _keep_rank_local(loader: DataLoader, stage: str) -> DataLoader:
+    # Padding only for training: DDP's backward needs equal step counts; validation does not.
+    length = _longest_shard(loader.sampler) if stage == "train" else None
+    return _rebuild(loader, RankLocalSampler(loader.sampler, length), stage)
 
 
 def _keep_as_is(loader: Any) -> bool:
@@ -54,6 +113,8 @@ def shard_train_loader(loader: Any, dist: DistEnv, seed: int) -> Any:
     """
     if not dist.distributed or _keep_as_is(loader):
         return loader
+    if _rank_local(loader):
+        return _keep_rank_local(loader, "train")
     if isinstance(loader.sampler, RandomSampler):
         shuffle = True
     elif isinstance(loader.sampler, SequentialSampler):
@@ -75,6 +136,8 @@ def shard_val_loader(loader: Any, dist: DistEnv) -> Any:
 
     if not dist.distributed or _keep_as_is(loader):
         return loader
+    if _rank_local(loader):
+        return _keep_rank_local(loader, "val")
     n = len(loader.sampler)
     if n < dist.world_size:
         warnings.warn(

@@ -1,15 +1,43 @@
-"""The handler's Python logger: console and/or file, records from rank 0 only."""
+"""Python loggers for the handler and for user scripts: console and/or file, rank 0 only."""
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 
 from .enums import LoggingMode
 
+__all__ = ["make_logger", "add_handlers"]
+
 _counter = itertools.count()
 _FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+
+
+def add_handlers(
+    logger: logging.Logger,
+    mode: LoggingMode | str,
+    filename: str,
+    filemode: str = "a",
+    fmt: str = _FORMAT,
+) -> None:
+    """Give ``logger`` a stdout handler and/or a file handler, as ``mode`` says.
+
+    The log file's folder is created when missing.
+    """
+    mode = LoggingMode.parse(mode)
+    formatter = logging.Formatter(fmt)
+    if mode in (LoggingMode.CONSOLE, LoggingMode.BOTH):
+        stream = logging.StreamHandler(sys.stdout)
+        stream.setFormatter(formatter)
+        logger.addHandler(stream)
+    if mode in (LoggingMode.FILE, LoggingMode.BOTH):
+        folder = os.path.dirname(os.path.abspath(os.fspath(filename)))
+        os.makedirs(folder, exist_ok=True)
+        file = logging.FileHandler(filename, mode=filemode)
+        file.setFormatter(formatter)
+        logger.addHandler(file)
 
 
 def make_logger(
@@ -31,14 +59,5 @@ def make_logger(
         logger.addHandler(logging.NullHandler())
         logger.disabled = mode is None or rank != 0
         return logger
-    mode = LoggingMode.parse(mode)
-    formatter = logging.Formatter(_FORMAT)
-    if mode in (LoggingMode.CONSOLE, LoggingMode.BOTH):
-        stream = logging.StreamHandler(sys.stdout)
-        stream.setFormatter(formatter)
-        logger.addHandler(stream)
-    if mode in (LoggingMode.FILE, LoggingMode.BOTH):
-        file = logging.FileHandler(filename, mode=filemode)
-        file.setFormatter(formatter)
-        logger.addHandler(file)
+    add_handlers(logger, mode, filename, filemode)
     return logger

@@ -39,6 +39,13 @@ class SaverBookkeeping:
     def wrote(self, path: str) -> bool:
         return os.path.abspath(path) in self.written
 
+    def may_delete(self, previous: str, new: str, save_path: str) -> bool:
+        """Whether replacing ``previous`` by ``new`` may remove ``previous``: only a different
+        file that this process wrote, inside ``save_path``."""
+        inside = os.path.dirname(os.path.abspath(previous)) == os.path.abspath(save_path)
+        different = os.path.abspath(previous) != os.path.abspath(new)
+        return inside and different and self.wrote(previous)
+
     def reset(self) -> None:
         """A new auto-save configuration starts a new series: nothing earlier is replaced."""
         self.last_saved = None

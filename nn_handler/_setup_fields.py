@@ -24,7 +24,7 @@ from ._data import DataSlot
 from ._loss import LossSpec
 from ._paths import Kind, Unresolvable, import_path, resolve
 from .checkpoint import _refs
-from .enums import ModelType
+from .enums import DataLoaderType, ModelType
 
 __all__ = ["CODECS", "Codec", "KINDS"]
 
@@ -673,7 +673,11 @@ class DataCodec(Codec):
     def to_checkpoint(self, value: DataSlot | None, problems: list[str]) -> dict[str, Any]:
         # A record (datasets are never stored): encoded without warnings.
         kwargs = dict(value.loader_kwargs) if value else {}
-        return {f"{self.role}_loader_kwargs": _refs.encode(kwargs, [], self.role)}
+        kind = value.dataloader_type.value if value else DataLoaderType.STANDARD.value
+        return {
+            f"{self.role}_loader_kwargs": _refs.encode(kwargs, [], self.role),
+            f"{self.role}_dataloader_type": kind,
+        }
 
     def to_config(self, value: DataSlot | None, report: cfg.Report) -> dict[str, Any]:
         if value is None:
@@ -683,12 +687,15 @@ class DataCodec(Codec):
                 )
             return {}
         key = f"data.init_args.{self.role}"
-        return {
+        out = {
             f"data.{self.role}_dataset": cfg.class_spec(value.dataset, f"{key}_dataset", report),
             f"data.{self.role}_loader": cfg.loader_kwargs(
                 dict(value.loader_kwargs), value.loader, f"{key}_loader", report
             ),
         }
+        if value.dataloader_type is not DataLoaderType.STANDARD:
+            out[f"data.{self.role}_dataloader_type"] = value.dataloader_type.value
+        return out
 
     def from_config(self, args: dict[str, Any]) -> DataSlot | None:
         from ._data import make_slot
@@ -696,13 +703,17 @@ class DataCodec(Codec):
         dataset = args.get(f"data.{self.role}_dataset")
         if dataset is None:
             return None
-        return make_slot(dataset, dict(args.get(f"data.{self.role}_loader") or {}), self.role)
+        kwargs = dict(args.get(f"data.{self.role}_loader") or {})
+        kind = args.get(f"data.{self.role}_dataloader_type") or DataLoaderType.STANDARD
+        return make_slot(dataset, kwargs, self.role, kind)
 
     def same(self, a: DataSlot | None, b: DataSlot | None) -> bool:
         if a is None or b is None:
             return a is b
-        return _same_callable(a.dataset, b.dataset) and same_value(
-            dict(a.loader_kwargs), dict(b.loader_kwargs)
+        return (
+            _same_callable(a.dataset, b.dataset)
+            and same_value(dict(a.loader_kwargs), dict(b.loader_kwargs))
+            and a.dataloader_type is b.dataloader_type
         )
 
 

@@ -32,7 +32,7 @@ from ._runtime import Runtime, build_model, build_optimizer, build_scheduler
 from ._seeding import seed_everything
 from ._setup import Setup, TrainOptions
 from .callbacks.base import Callback
-from .enums import LoggingMode, ModelType
+from .enums import DataLoaderType, LoggingMode, ModelType
 from .generative import handler_ops as _generative
 
 __all__ = ["NNHandler"]
@@ -326,13 +326,26 @@ class NNHandler:
         self._setup = self._setup.replace(loss=LossSpec(loss.fn, dict(value), loss.pass_epoch))
 
     # ------------------------------------------------------------------ data
-    def set_train_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
-        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP)."""
-        self._setup = self._setup.replace(train_data=make_slot(dataset, loader_kwargs, "train"))
+    def set_train_loader(
+        self,
+        dataset: Any,
+        dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
+        **loader_kwargs: Any,
+    ) -> None:
+        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP;
+        ``DataLoaderType.RANK_CACHED``: ``dataset`` is already this rank's shard)."""
+        slot = make_slot(dataset, loader_kwargs, "train", dataloader_type)
+        self._setup = self._setup.replace(train_data=slot)
 
-    def set_val_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
+    def set_val_loader(
+        self,
+        dataset: Any,
+        dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
+        **loader_kwargs: Any,
+    ) -> None:
         """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)``."""
-        self._setup = self._setup.replace(val_data=make_slot(dataset, loader_kwargs, "val"))
+        slot = make_slot(dataset, loader_kwargs, "val", dataloader_type)
+        self._setup = self._setup.replace(val_data=slot)
 
     @property
     def train_loader(self):
@@ -434,6 +447,11 @@ class NNHandler:
     @save_model_name.setter
     def save_model_name(self, value: str) -> None:
         self._replace_auto_save(name=check_name(value))
+
+    @property
+    def last_saved_model(self) -> str | None:
+        """The path of the newest checkpoint this process auto-saved (``None`` before the first)."""
+        return self._state.saver.last_saved
 
     @property
     def overwrite_last_saved(self) -> bool:
@@ -554,13 +572,22 @@ class NNHandler:
         _training.run(self._setup, self._state, self._runtime, epochs)
 
     # ---------------------------------------------------------- checkpoints
-    def save(self, path: str) -> None:
-        """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait)."""
-        from .checkpoint import save_handler
+    def save(self, path: str, single_file: bool = True) -> None:
+        """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait).
+
+        ``single_file=False``: ``path`` is a directory with one file per checkpoint key.
+        """
+        from .checkpoint import save_handler, save_handler_files
 
         if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
             raise TypeError(f"save needs a file path, got {type(path).__name__}.")
-        save_handler(self, path)
+        (save_handler if single_file else save_handler_files)(self, path)
+
+    def get_state_dict(self) -> dict[str, Any]:
+        """The complete state :meth:`save` writes, as a dict (``torch.load``-safe values)."""
+        from .checkpoint import handler_state
+
+        return handler_state(self)
 
     @classmethod
     def load(

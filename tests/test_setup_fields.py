@@ -75,7 +75,9 @@ SAMPLES = {
     "train_data": lambda h: h.set_train_loader(
         GaussianBlobs(n_samples=24, seed=3), batch_size=8, shuffle=True
     ),
-    "val_data": lambda h: h.set_val_loader(GaussianBlobs(n_samples=16, split="val"), batch_size=4),
+    "val_data": lambda h: h.set_val_loader(
+        GaussianBlobs(n_samples=16, split="val"), dataloader_type="rank_cached", batch_size=4
+    ),
     "eval_modules": lambda h: h.keep_eval_on_module(h.module.net[0]),
     "compile_kwargs": lambda h: h.compile_model(dynamic=False),
     "device": lambda h: None,  # "cpu" is the only device here; the reader still must say so
@@ -131,6 +133,8 @@ def _rebuilt_from_config(h: NNHandler, path: Path) -> Setup:
         "data.train_loader": data.train_loader_kwargs,
         "data.val_dataset": data.val_dataset,
         "data.val_loader": data.val_loader_kwargs,
+        "data.train_dataloader_type": data.dataloader_types["train"],
+        "data.val_dataloader_type": data.dataloader_types["val"],
     }
     values = {n: Setup.codec(n).from_config(args) for n in ("train_data", "val_data")}
     return setup.replace(**{k: v for k, v in values.items() if v is not None})

@@ -20,6 +20,7 @@ from launch_env import clean_env
 
 HERE = Path(__file__).resolve().parent
 JOB = HERE / "ddp_scripts" / "ddp_job.py"
+LAUNCHER_JOB = HERE / "ddp_scripts" / "launcher_job.py"
 UP, DOWN = HERE / "slurm" / "up.sh", HERE / "slurm" / "down.sh"
 
 pytestmark = pytest.mark.slow
@@ -125,3 +126,41 @@ def test_sbatch_wait(slurm_cluster, tmp_path):
     logs = "".join(p.read_text() for p in tmp_path.glob("slurm-*.out"))
     assert proc.returncode == 0, (proc.stdout + proc.stderr + logs)[-3000:]
     _check_job(_reports(out))
+
+
+def test_srun_nn_handler_run(slurm_cluster, tmp_path):
+    """The original's job scripts: `srun nn_handler_run train.py`, one launcher task per node
+    that starts the node's processes itself (2 CPU processes here)."""
+    from test_nn_handler_run import launcher
+
+    cmd = [
+        "srun",
+        "--nodes=1",
+        "--ntasks-per-node=1",
+        "--job-name=nnh-run",
+        "--kill-on-bad-exit=1",
+        f"--chdir={tmp_path}",
+        *launcher(),
+        "--nproc-per-node",
+        "2",
+        str(LAUNCHER_JOB),
+        str(tmp_path / "out"),
+    ]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    # Nodes, node rank and rendezvous came from SLURM: c10d on the job's first node.
+    assert (
+        "1 node(s) [SLURM_STEP_NUM_NODES]" in proc.stderr
+        and "c10d rendezvous at localhost:" in proc.stderr
+    )
+    reports = _reports(tmp_path / "out")
+    job_id = reports[0]["env"]["SLURM_JOB_ID"]
+    for r, rep in enumerate(reports):
+        assert (rep["rank"], rep["local_rank"], rep["world_size"]) == (r, r, 2)
+        env, probe = rep["env"], rep["probe"]
+        # The processes are torchrun's (rendezvous id = the SLURM job), not SLURM tasks.
+        assert job_id and env["SLURM_JOB_ID"] == job_id and env["TORCHELASTIC_RUN_ID"] == job_id
+        assert env["SLURM_PROCID"] == "0"  # the one launcher task's variable, inherited
+        assert probe["cluster"] == "TorchElasticEnvironment" and probe["trainer_world"] == 2
+        assert probe["trainer_num_nodes"] == 1 and probe["global_rank"] == r
+    assert reports[0]["train_losses"] == reports[1]["train_losses"]

@@ -1,4 +1,5 @@
-"""NNHandler checkpoints: one safe, atomic file with the complete handler state.
+"""NNHandler checkpoints: one safe, atomic file with the complete handler state (or a directory
+with one file per key: the multi-file form).
 
 Files are plain dicts that ``torch.load(path, weights_only=True)`` reads: classes and functions are
 stored as import paths, never pickled. The same file carries the keys Lightning resumes from, so
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._atomic import atomic_save
+from ._multi import MANIFEST, is_multi_file, read_multi_file, write_multi_file
 from ._read import describe, is_handler_checkpoint
 from ._restore import (
     initialize_from_checkpoint,
@@ -21,18 +23,23 @@ from ._state import FORMAT_VERSION, full_checkpoint, handler_checkpoint, lightni
 
 __all__ = [
     "FORMAT_VERSION",
+    "MANIFEST",
     "atomic_save",
     "describe",
     "handler_checkpoint",
     "handler_state",
     "initialize_from_checkpoint",
     "is_handler_checkpoint",
+    "is_multi_file",
     "lightning_keys",
     "load_handler",
     "read_checkpoint",
+    "read_multi_file",
     "restore_handler_extras",
     "save_handler",
+    "save_handler_files",
     "write_checkpoint",
+    "write_multi_file",
 ]
 
 
@@ -70,5 +77,22 @@ def save_handler(handler: Any, path: str) -> None:
     def write() -> None:
         atomic_save(handler_state(handler), str(path))
         handler.logger.info("Saved checkpoint %s.", path)
+
+    _on_rank_zero_then_wait(write)
+
+
+def save_handler_files(handler: Any, directory: str) -> None:
+    """Write ``handler``'s state as a multi-file checkpoint: ``directory/<key>.pth`` per key of
+    :func:`handler_checkpoint` plus a manifest (atomic as a whole; rank 0 writes, others wait).
+
+    ``NNHandler.load(directory)`` reads it back; each file alone is readable with
+    ``torch.load(path, weights_only=True)``.
+    """
+    from .._version import __version__
+
+    def write() -> None:
+        state = handler_checkpoint(handler.setup, handler.run_state, handler.runtime)
+        write_multi_file(state, directory, nn_handler_version=__version__)
+        handler.logger.info("Saved multi-file checkpoint %s.", directory)
 
     _on_rank_zero_then_wait(write)

@@ -18,7 +18,7 @@ from .._run_state import RunState
 from .._setup import ReadContext, Setup
 from ..callbacks.base import Callback
 from ..enums import ModelType
-from . import _read, _refs
+from . import _multi, _read, _refs
 from ._rng import restore_rng as _restore_rng_states
 from ._state import caller_level
 from ._weights import load_weights
@@ -40,6 +40,27 @@ def _warn(message: str) -> None:
 
 
 # ----------------------------------------------------------------- reading
+def _read_object(path: str, map_location: Any, allow_legacy_pickle: bool) -> Any:
+    """What a checkpoint file (or multi-file directory) holds, read safely.
+
+    With ``allow_legacy_pickle`` a file that needs code to unpickle is read by the original
+    NNHandler's pickle reader instead (the user's opt-in), and marked as such.
+    """
+    if _multi.is_multi_file(path):  # a directory that is one checkpoint, not a folder of them
+        return _multi.read_multi_file(path, map_location)
+    try:
+        return _read.read_file(path, map_location)
+    except ValueError:
+        if not allow_legacy_pickle:
+            raise
+        from ._legacy import read_legacy
+
+        obj = read_legacy(path, map_location)
+        if isinstance(obj, dict):
+            obj[LEGACY_MARK] = True  # the user opted in to run this file's pickle
+        return obj
+
+
 def read_checkpoint(
     path: str, map_location: Any = "cpu", allow_legacy_pickle: bool = False
 ) -> tuple[dict[str, Any], str]:
@@ -52,18 +73,9 @@ def read_checkpoint(
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint not found: {path!r}.")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not _multi.is_multi_file(path):
         path = _read.newest_in_directory(path)
-    try:
-        ckpt = _read.read_file(path, map_location)
-    except ValueError:
-        if not allow_legacy_pickle:
-            raise
-        from ._legacy import read_legacy
-
-        ckpt = read_legacy(path, map_location)
-        if isinstance(ckpt, dict):
-            ckpt[LEGACY_MARK] = True  # the user opted in to run this file's pickle
+    ckpt = _read_object(path, map_location, allow_legacy_pickle)
     if not _read.is_handler_checkpoint(ckpt):
         raise ValueError(
             f"{path!r} is not an NNHandler checkpoint: it is {_read.describe(ckpt)}. Load its "
@@ -240,14 +252,7 @@ def initialize_from_checkpoint(
         raise TypeError(f"model_class must be an nn.Module subclass, got {model_class!r}.")
     path = os.fspath(path)
     target = resolve_device(device) if device is not None else torch.device("cpu")
-    try:
-        obj = _read.read_file(path, "cpu")
-    except ValueError:
-        if not allow_legacy_pickle:
-            raise
-        from ._legacy import read_legacy
-
-        obj = read_legacy(path, "cpu")
+    obj = _read_object(path, "cpu", allow_legacy_pickle)
     if _read.is_handler_checkpoint(obj):
         state, saved = obj["model_state_dict"], _saved_class_name(obj.get("model_class"))
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):

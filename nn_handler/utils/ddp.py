@@ -1,4 +1,4 @@
-"""DDP helpers for user scripts: set-up, rank-restricted calls, reductions and broadcasts.
+"""DDP helpers for user scripts: set-up, rank-restricted and per-device calls, reductions.
 
 All helpers also work in a single process (nothing to communicate), so one script runs the same
 with and without a launcher.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import numbers
 import pickle
 import traceback
@@ -26,6 +27,8 @@ __all__ = [
     "initialize_ddp",
     "on_rank",
     "parallelize_on_gpus",
+    "parallel_on_all_devices",
+    "ParallelExecutor",
     "aggregate_loss",
     "aggregate_metrics",
     "broadcast_data",
@@ -144,13 +147,36 @@ def _resolve(ref: tuple[str, str] | bytes) -> Callable:
     return obj
 
 
-def _gpu_worker(ref, args, kwargs, index: int, pass_device: bool) -> Any:
-    device = torch.device("cuda", index)
-    torch.cuda.set_device(device)
+def _call_with_device(func: Callable, args: tuple, kwargs: dict, device: torch.device) -> Any:
+    """``func(*args, device=device, **kwargs)``, or with ``device`` put in its positional place
+    when ``func`` takes it before arguments that ``args`` fill (``def f(device, data)``)."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return func(*args, device=device, **kwargs)
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in params if p.kind in kinds]
+    if "device" in names:
+        i = names.index("device")
+        positional_only = params[i].kind is inspect.Parameter.POSITIONAL_ONLY
+        if i < len(args) or (positional_only and i == len(args)):
+            return func(*args[:i], device, *args[i:], **kwargs)
+    return func(*args, device=device, **kwargs)
+
+
+def _device_call(func: Callable, args: tuple, kwargs: dict, device: torch.device, pass_device):
+    return _call_with_device(func, args, kwargs, device) if pass_device else func(*args, **kwargs)
+
+
+def _device_worker(ref, args, kwargs, device: str, pass_device: bool) -> Any:
+    target = torch.device(device)
+    if target.type == "cuda":
+        torch.cuda.set_device(target)
     func = _resolve(ref)
     try:
-        result = func(*args, device=device, **kwargs) if pass_device else func(*args, **kwargs)
-        torch.cuda.synchronize(device)
+        result = _device_call(func, args, kwargs, target, pass_device)
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
         return to_cpu(result)
     except Exception as err:  # noqa: BLE001 - shipped to the parent as text with the traceback
         raise RuntimeError(f"{type(err).__name__}: {err}\n{traceback.format_exc()}") from None
@@ -171,63 +197,192 @@ def _reference(func: Callable) -> tuple[str, str] | bytes:
         ) from err
 
 
-def parallelize_on_gpus(num_gpus: int | None = None, pass_device: bool = True) -> Callable:
-    """Decorator: call the function once per GPU, each in its own process; results in GPU order.
-
-    With ``pass_device`` the function receives ``device=torch.device("cuda", i)``. Results come
-    back on the CPU. Errors in any worker raise ``RuntimeError`` naming the GPU. On a machine
-    without CUDA the function runs once, in this process, on the CPU (``device=cpu``), and the
-    list has one result. ``num_gpus=None`` uses every visible GPU.
-    """
+def _check_num_gpus(num_gpus: Any) -> None:
     if num_gpus is not None and (
         isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1
     ):
         raise ValueError(f"num_gpus must be a positive int or None, got {num_gpus!r}.")
 
+
+def _target_devices(num_gpus: int | None, what: str, warn: bool = True) -> list[torch.device]:
+    """``cuda:0..n-1`` for ``num_gpus`` (None: all visible), or ``[cpu]`` without CUDA."""
+    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if available == 0:
+        if num_gpus is not None and warn:
+            warnings.warn(
+                f"num_gpus={num_gpus}: CUDA is not available, so {what} runs once on the CPU.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return [torch.device("cpu")]
+    count = available if num_gpus is None else num_gpus
+    if count > available:
+        raise ValueError(f"num_gpus={count} but only {available} GPU(s) are visible.")
+    return [torch.device("cuda", i) for i in range(count)]
+
+
+def _device_label(device: torch.device, position: int) -> str:
+    return f"GPU {device.index}" if device.type == "cuda" else f"{device.type} (worker {position})"
+
+
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    import multiprocessing
+
+    # CUDA cannot be used in a forked child.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_on_devices(
+    func: Callable,
+    args: tuple,
+    kwargs: dict,
+    devices: list[torch.device],
+    pass_device: bool,
+    pool: ProcessPoolExecutor | None = None,
+) -> list[Any]:
+    """One call of ``func`` per device; results in device order.
+
+    A lone CPU device runs in this process; otherwise each call runs in a worker process (of
+    ``pool``, or of a pool made for this call). Raises ``RuntimeError`` naming every failed device.
+    """
+    name = getattr(func, "__qualname__", repr(func))
+    if pool is None and devices == [torch.device("cpu")]:
+        try:
+            return [_device_call(func, args, kwargs, devices[0], pass_device)]
+        except Exception as err:  # noqa: BLE001 - re-raised naming the device
+            raise RuntimeError(f"{name} failed on cpu: {type(err).__name__}: {err}") from err
+    ref = _reference(func)
+    own = pool is None
+    pool = _spawn_pool(len(devices)) if own else pool
+    results, errors = [], []
+    try:
+        futures = [
+            pool.submit(_device_worker, ref, args, kwargs, str(d), pass_device) for d in devices
+        ]
+        for i, (device, future) in enumerate(zip(devices, futures)):
+            try:
+                results.append(future.result())
+            except Exception as err:  # noqa: BLE001 - collected, raised together
+                errors.append(f"{_device_label(device, i)}: {err}")
+    finally:
+        if own:
+            pool.shutdown()
+    if errors:
+        raise RuntimeError(
+            f"{name} failed on {len(errors)} of {len(devices)} device(s):\n" + "\n".join(errors)
+        )
+    return results
+
+
+def parallelize_on_gpus(num_gpus: int | None = None, pass_device: bool = True) -> Callable:
+    """Decorator: call the function once per GPU, each in its own process; results in GPU order.
+
+    With ``pass_device`` the function receives the device as ``device`` (by keyword, or in its
+    place when ``device`` is a positional parameter before the arguments given, as in
+    ``def f(device, data)``). Results come back on the CPU. Errors raise ``RuntimeError`` naming
+    each failed GPU. On a machine without CUDA the function runs once, in this process, on the CPU
+    (``device=cpu``), and the list has one result. ``num_gpus=None`` uses every visible GPU.
+    """
+    _check_num_gpus(num_gpus)
+
     def decorator(func: Callable) -> Callable:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> list[Any]:
-            available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if available == 0:
-                if num_gpus is not None:
-                    warnings.warn(
-                        f"parallelize_on_gpus(num_gpus={num_gpus}): CUDA is not available, so "
-                        f"{func.__qualname__} runs once on the CPU.",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                device = torch.device("cpu")
-                out = func(*args, device=device, **kwargs) if pass_device else func(*args, **kwargs)
-                return [out]
-            count = available if num_gpus is None else num_gpus
-            if count > available:
-                raise ValueError(f"num_gpus={count} but only {available} GPU(s) are visible.")
-            ref = _reference(func)
-            import multiprocessing
-
-            context = multiprocessing.get_context("spawn")  # CUDA cannot be used after fork
-            with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-                futures = [
-                    pool.submit(_gpu_worker, ref, args, kwargs, i, pass_device)
-                    for i in range(count)
-                ]
-                results, errors = [], []
-                for i, future in enumerate(futures):
-                    try:
-                        results.append(future.result())
-                    except Exception as err:  # noqa: BLE001 - collected, raised together
-                        errors.append(f"GPU {i}: {err}")
-            if errors:
-                raise RuntimeError(
-                    f"{func.__qualname__} failed on {len(errors)} of {count} GPU(s):\n"
-                    + "\n".join(errors)
-                )
-            return results
+            devices = _target_devices(num_gpus, func.__qualname__)
+            return _run_on_devices(func, args, kwargs, devices, pass_device)
 
         wrapper._nn_handler_parallel = True  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
+
+
+class ParallelExecutor:
+    """Run functions once per GPU in worker processes; a context manager keeps the workers.
+
+    Args:
+        num_gpus: GPUs to use (``None``: every visible GPU).
+        pass_device: give each call its device, as :func:`parallelize_on_gpus` does.
+
+    ``run(func, *args, **kwargs)`` returns the results in GPU order, on the CPU. Without CUDA the
+    function runs once, in this process, on the CPU. Errors raise ``RuntimeError`` naming each
+    failed device. ``func`` must be importable by the workers (defined at module level).
+    """
+
+    def __init__(self, num_gpus: int | None = None, pass_device: bool = True):
+        _check_num_gpus(num_gpus)
+        self.num_gpus, self.pass_device = num_gpus, bool(pass_device)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ParallelExecutor:
+        devices = _target_devices(self.num_gpus, "ParallelExecutor", warn=False)
+        if devices != [torch.device("cpu")]:
+            self._pool = _spawn_pool(len(devices))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (``with`` does it on exit)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def run(self, func: Callable, *args: Any, **kwargs: Any) -> list[Any]:
+        """``func(*args, **kwargs)`` once per device; the results in device order."""
+        if not callable(func):
+            raise TypeError(f"ParallelExecutor.run needs a function, got {func!r}.")
+        devices = _target_devices(self.num_gpus, getattr(func, "__qualname__", repr(func)))
+        return _run_on_devices(func, args, kwargs, devices, self.pass_device, self._pool)
+
+
+# ----------------------------------------------------------- parallel_on_all_devices
+
+
+class _FunctionModule(torch.nn.Module):
+    """Lets ``DataParallel`` scatter, run and gather a plain function."""
+
+    def __init__(self, func: Callable):
+        super().__init__()
+        self.func = func
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+def _has_tensor(values: Iterable[Any]) -> bool:
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            return True
+        if isinstance(value, (list, tuple)) and _has_tensor(value):
+            return True
+        if isinstance(value, Mapping) and _has_tensor(value.values()):
+            return True
+    return False
+
+
+def parallel_on_all_devices(func: Callable) -> Callable:
+    """Decorator: split the call's tensors along dim 0 over every CUDA device and gather the
+    results (``torch.nn.DataParallel``, in threads of this process).
+
+    ``func`` must be device-aware: take at least one tensor and create new tensors on its
+    inputs' device. Without CUDA it is called once, unchanged, on the inputs as given.
+    """
+    module = _FunctionModule(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not (torch.cuda.is_available() and torch.cuda.device_count() > 0):
+            return func(*args, **kwargs)
+        if not _has_tensor([*args, *kwargs.values()]):
+            raise TypeError(
+                f"{func.__qualname__} is decorated with parallel_on_all_devices, which splits "
+                "tensor arguments between the GPUs, but it was called without any tensor."
+            )
+        return torch.nn.DataParallel(module)(*args, **kwargs)
+
+    return wrapper
 
 
 # -------------------------------------------------------------- reductions / broadcasts

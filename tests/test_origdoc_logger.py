@@ -1,0 +1,107 @@
+"""The original's logger.md: ``initialize_logger``, run as a user would (and under torchrun)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from launch_env import clean_env
+
+from nn_handler.logger import initialize_logger
+
+JOB = Path(__file__).resolve().parent / "ddp_scripts" / "logger_job.py"
+
+
+@pytest.fixture
+def forget_loggers():
+    """Loggers are process-wide: remove the handlers these tests add."""
+    names = []
+    yield names
+    for name in names:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def test_usage_example(capsys, forget_loggers):
+    forget_loggers.append("MyTrainingRun")
+    import logging
+
+    from nn_handler.logger import initialize_logger
+    from nn_handler.utils.enums import LoggingMode
+
+    # Create a logger that outputs to both console and file
+    logger = initialize_logger(
+        logger_name="MyTrainingRun",
+        mode=LoggingMode.BOTH,
+        filename="training_logs/run_001.log",
+        level=logging.INFO,
+    )
+
+    # Use the logger (only works on rank 0)
+    if logger:
+        logger.info("Training started")
+        logger.warning("Learning rate might be too high")
+        logger.error("Failed to load checkpoint")
+
+    lines = Path("training_logs/run_001.log").read_text().splitlines()  # the folder was created
+    assert len(lines) == 3
+    # level, time, logger name, function and line, message
+    pattern = (
+        r"INFO - \d{4}-\d\d-\d\d [\d:,]+ - MyTrainingRun - test_usage_example:\d+ - "
+        r"Training started"
+    )
+    assert re.fullmatch(pattern, lines[0])
+    assert lines[1].startswith("WARNING - ") and lines[2].endswith("Failed to load checkpoint")
+    assert capsys.readouterr().out.splitlines() == lines  # the console got the same records
+
+
+def test_modes_levels_and_no_duplicate_handlers(capsys, forget_loggers):
+    forget_loggers += ["console_only", "file_only"]
+    console = initialize_logger("console_only")  # defaults: CONSOLE, INFO
+    console.debug("hidden")
+    console.info("shown")
+    assert initialize_logger("console_only") is console  # same logger, no second handler
+    console.info("once")
+    assert capsys.readouterr().out.count("once") == 1
+    assert "hidden" not in capsys.readouterr().out
+
+    quiet = initialize_logger(
+        "file_only", mode="file", filename="deep/er/log.txt", level=logging.WARNING
+    )
+    quiet.info("not recorded")
+    quiet.warning("recorded")
+    assert Path("deep/er/log.txt").read_text().count("recorded") == 1
+    assert "recorded" not in capsys.readouterr().out
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="logger_name"):
+        initialize_logger("")
+    with pytest.raises(ValueError, match="Unknown LoggingMode 'loud'"):
+        initialize_logger("x_bad_mode", mode="loud")
+
+
+@pytest.mark.slow
+def test_only_rank_zero_gets_a_logger_under_torchrun(tmp_path):
+    env = clean_env(drop_slurm=True)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    proc = subprocess.run(
+        [*cmd, str(JOB), str(tmp_path / "out")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    reports = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["logger"] for r in reports] == [True, False]
+    lines = (tmp_path / "training_logs" / "run_001.log").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("Training started on rank 0")
