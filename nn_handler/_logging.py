@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 
 from .enums import LoggingMode
@@ -38,6 +39,9 @@ def make_logger(
         stream.setFormatter(formatter)
         logger.addHandler(stream)
     if mode in (LoggingMode.FILE, LoggingMode.BOTH):
+        folder = os.path.dirname(os.fspath(filename))
+        if folder:
+            os.makedirs(folder, exist_ok=True)
         file = logging.FileHandler(filename, mode=filemode)
         file.setFormatter(formatter)
         logger.addHandler(file)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handler import NNHandler
 
-__all__ = ["summary", "plot_losses", "plot_metrics"]
+__all__ = ["summary", "plot_losses", "plot_metrics", "metric_plot_path"]
 
 
 def summary(handler: NNHandler, show_model_structure: bool = False) -> str:
@@ -52,8 +54,11 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, values in series.items():
-        if values:
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        # NaN marks epochs without validation: leave them out of the curve.
+        points = [(i, v) for i, v in enumerate(values, start=1) if not math.isnan(v)]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", label=label)
     ax.set_xlabel("epoch")
     ax.set_title(title)
     if log_y:
@@ -62,23 +67,34 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
     ax.grid(alpha=0.3)
     fig.tight_layout()
     if path:
-        fig.savefig(path if str(path).endswith(".png") else f"{path}.png")
+        folder = os.path.dirname(os.fspath(path))
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fig.savefig(path)  # no extension: matplotlib's default format (PNG), as the original
     else:  # pragma: no cover - interactive use
         plt.show()
     plt.close(fig)
 
 
+def metric_plot_path(prefix: str, name: str) -> str:
+    """``{prefix}_metric_{name}.png``, the name with every non-alphanumeric character as ``_``."""
+    safe = "".join(c if c.isalnum() else "_" for c in name)
+    return f"{os.fspath(prefix)}_metric_{safe}.png"
+
+
 def plot_losses(handler: NNHandler, log_y_scale: bool = False, save_path: str | None = None):
+    """Training and validation losses per epoch (rank 0 only); saved to ``save_path`` if given."""
     if handler._rank != 0:
         return
-    h = handler._history
-    _plot({"train": h.train_losses, "validation": h.val_losses}, "loss", log_y_scale, save_path)
+    series = {"train": handler.train_losses, "validation": handler.val_losses}
+    _plot(series, "loss", log_y_scale, save_path)
 
 
 def plot_metrics(handler: NNHandler, log_y_scale: bool = False, prefix: str | None = None):
+    """One figure per metric (rank 0 only), saved to :func:`metric_plot_path` if ``prefix``."""
     if handler._rank != 0:
         return
-    h = handler._history
-    for name in sorted(set(h.train_metrics) | set(h.val_metrics)):
-        series = {"train": h.train_metrics.get(name, []), "validation": h.val_metrics.get(name, [])}
-        _plot(series, name, log_y_scale, f"{prefix}_{name}.png" if prefix else None)
+    train, val = handler.train_metrics_history, handler.val_metrics_history
+    for name in sorted(set(train) | set(val)):
+        series = {"train": train.get(name, []), "validation": val.get(name, [])}
+        _plot(series, name, log_y_scale, metric_plot_path(prefix, name) if prefix else None)

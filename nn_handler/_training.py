@@ -237,27 +237,19 @@ def run(
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     handler._global_step = int(trainer.global_step)
     # Lightning's teardown moves the model to the CPU; the handler's device is the contract.
-    handler._module.to(handler._device).train()
+    handler._module.to(handler._device)
+    handler.eval(activate=False, log=False)  # train mode, eval-locked modules stay in eval
     if handler._ema is not None:
         handler._ema.to(handler._device)
 
 
 def _loaders(handler: NNHandler, validate: bool, trainer_kwargs: dict[str, Any]) -> tuple:
-    """The loaders to fit on: under DDP, this rank's shards (see ``adapters/dist_loaders``)."""
-    train = handler._train_data.loader
-    val = handler._val_data.loader if validate else None
-    if handler._dist.distributed and trainer_kwargs.get("use_distributed_sampler", True):
-        import os
+    """The loaders to fit on: the handler's own (under DDP, sharded when they were set)."""
+    from ._data import use_shuffle_seed
 
-        from .adapters.dist_loaders import shard_train_loader, shard_val_loader
-
-        # The shuffling seed must be the same on every rank.
-        seed = (
-            handler._seed if handler._seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        )
-        train = shard_train_loader(train, handler._dist, seed)
-        val = shard_val_loader(val, handler._dist) if val is not None else None
-    return train, val
+    train = handler.train_loader
+    use_shuffle_seed(train, handler.seed)  # the seed may have been set after set_train_loader
+    return train, handler.val_loader if validate else None
 
 
 def _apply_loaded_loader_rng(handler: NNHandler) -> None:

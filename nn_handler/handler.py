@@ -273,12 +273,14 @@ class NNHandler:
 
     # ------------------------------------------------------------------ data
     def set_train_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
-        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP)."""
-        self._train_data = make_slot(dataset, loader_kwargs, "train")
+        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)``; under DDP the loader
+        reads this rank's shard (its sampler is a ``DistributedSampler``)."""
+        self._train_data = make_slot(dataset, loader_kwargs, "train", self._dist, self._seed)
 
     def set_val_loader(self, dataset: Any, **loader_kwargs: Any) -> None:
-        """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)``."""
-        self._val_data = make_slot(dataset, loader_kwargs, "val")
+        """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (under DDP: this
+        rank's share, unshuffled, no sample repeated)."""
+        self._val_data = make_slot(dataset, loader_kwargs, "val", self._dist)
 
     @property
     def train_loader(self):
@@ -400,8 +402,9 @@ class NNHandler:
         return self._device
 
     @property
-    def logger(self) -> logging.Logger:
-        return self._logger
+    def logger(self) -> logging.Logger | None:
+        """The handler's logger on rank 0; ``None`` on the other ranks (they log nothing)."""
+        return self._logger if self._dist.rank == 0 else None
 
     @property
     def seed(self) -> int | None:
@@ -584,8 +587,9 @@ class NNHandler:
 
         return score(self, t, x, *args)
 
-    def sample(self, shape: Any, steps: int, **kwargs: Any) -> torch.Tensor | None:
-        """Reverse-SDE sampling (Euler–Maruyama predictor, optional Langevin corrector)."""
+    def sample(self, shape: Any = None, steps: int | None = None, **kwargs: Any) -> Any:
+        """Reverse-SDE sampling (Euler–Maruyama predictor, optional Langevin corrector);
+        ``sample(N=n)`` alone draws from the sampler set by ``set_sampler``."""
         from .generative.handler_ops import sample
 
         return sample(self, shape, steps, **kwargs)
@@ -633,13 +637,18 @@ class NNHandler:
         return self.model(*args, **kwargs)
 
     def eval(self, activate: bool = True, log: bool = True) -> None:
-        """Put the model in eval mode (``activate=False``: back to train mode)."""
+        """Put the model in eval mode (``activate=False``: back to train mode, except the
+        modules registered with :meth:`keep_eval_on_module`, which stay in eval mode)."""
         self._module.train(not activate)
+        for module in self._eval_modules:
+            module.eval()
         if log:
             self._logger.info("Model set to %s mode.", "eval" if activate else "train")
 
     def keep_eval_on_module(self, module: nn.Module, activate: bool = True) -> None:
-        """Keep ``module`` (a submodule) in eval mode during training (e.g. frozen BatchNorm)."""
+        """Keep ``module`` (a submodule) in eval mode during training (e.g. frozen BatchNorm);
+        ``activate=False`` unregisters it and returns it to the model's mode (train mode while
+        the model trains)."""
         if not isinstance(module, nn.Module):
             raise TypeError(
                 f"keep_eval_on_module expects an nn.Module, got {type(module).__name__}."
@@ -650,6 +659,7 @@ class NNHandler:
             module.eval()
         else:
             self._eval_modules = [m for m in self._eval_modules if m is not module]
+            module.train(self._module.training)
 
     def freeze_module(self, module: nn.Module, verbose: bool = False) -> None:
         """Stop gradients for every parameter of ``module``."""
@@ -685,7 +695,7 @@ class NNHandler:
         _plotting.plot_losses(self, log_y_scale, save_path)
 
     def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> None:
-        """Plot each metric (rank 0); write ``<prefix>_<metric>.png`` when a prefix is given."""
+        """Plot each metric (rank 0); write ``<prefix>_metric_<name>.png`` given a prefix."""
         _plotting.plot_metrics(self, log_y_scale, save_path_prefix)
 
     def __getattr__(self, name: str) -> Any:

@@ -10,7 +10,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["Monitor", "is_rank_zero", "atomic_torch_save", "bare_module", "positive_int"]
+__all__ = [
+    "BestValue",
+    "Monitor",
+    "is_rank_zero",
+    "atomic_torch_save",
+    "bare_module",
+    "positive_int",
+]
 
 
 def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -61,6 +68,19 @@ def atomic_torch_save(obj: Any, path: str) -> None:
         raise
 
 
+class BestValue(float):
+    """A best-so-far value: a ``float`` that also answers ``.item()``, as the original's
+    0-dim tensor did (``cb.best.item()`` in user subclasses keeps working)."""
+
+    def item(self) -> float:
+        return float(self)
+
+
+def as_float(value: Any) -> float:
+    """A plain float from a number or a one-element tensor."""
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
 class Monitor:
     """Tracks the best value of one ``logs`` key in ``"min"`` or ``"max"`` mode.
 
@@ -69,22 +89,44 @@ class Monitor:
         key: the monitored ``logs`` key (e.g. ``"val_loss"``).
         mode: ``"min"`` or ``"max"``.
         min_delta: how much better than the best a value must be to count as an improvement.
+        baseline: the value to beat first (the best before any epoch); ``None`` for none.
     """
 
-    def __init__(self, owner: str, key: str, mode: str, min_delta: float = 0.0):
-        if mode not in ("min", "max"):
-            raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode!r}.")
+    def __init__(
+        self,
+        owner: str,
+        key: str,
+        mode: str,
+        min_delta: float = 0.0,
+        baseline: float | None = None,
+    ):
         if not isinstance(key, str) or not key:
             raise ValueError(f"{owner}: monitor must be a logs key like 'val_loss', got {key!r}.")
         self.owner = owner
         self.key = key
-        self.mode = mode
         self.min_delta = abs(float(min_delta))
-        self.best = math.inf if mode == "min" else -math.inf
+        self.baseline = None if baseline is None else as_float(baseline)
+        self.set_mode(mode)
         self._warned_missing = False
 
+    def set_mode(self, mode: str) -> None:
+        """Switch to ``"min"`` or ``"max"``; the best value starts over."""
+        if mode not in ("min", "max"):
+            raise ValueError(f"{self.owner}: mode must be 'min' or 'max', got {mode!r}.")
+        self.mode = mode
+        self.reset()
+
+    @property
+    def op(self) -> Any:
+        """``torch.lt`` in ``"min"`` mode, ``torch.gt`` in ``"max"`` mode (the original's
+        ``monitor_op``)."""
+        return torch.lt if self.mode == "min" else torch.gt
+
     def reset(self) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
+        if self.baseline is not None:
+            self.best = self.baseline
+        else:
+            self.best = math.inf if self.mode == "min" else -math.inf
 
     def current(self, logs: dict[str, Any] | None) -> float | None:
         """The monitored value of this epoch, or None when there is none to judge.

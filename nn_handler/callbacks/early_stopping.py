@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from ._common import Monitor, bare_module, is_rank_zero, positive_int
+from ._common import BestValue, Monitor, as_float, bare_module, is_rank_zero, positive_int
 from .base import Callback
 
 __all__ = ["EarlyStopping"]
@@ -24,6 +24,8 @@ class EarlyStopping(Callback):
         verbose: 1 prints when training stops (and when weights are restored).
         restore_best_weights: when stopping, load the model weights of the best epoch back
             (an exact copy, kept in memory and in this callback's saved state).
+        baseline: a value the monitored quantity must beat; epochs that do not beat it count
+            against the patience like epochs without improvement (``None``: no baseline).
 
     Decisions use the epoch logs, which are aggregated over ranks and identical on all of them, so
     every rank stops at the same epoch. Epochs where a monitored ``val_*`` value is NaN
@@ -42,15 +44,14 @@ class EarlyStopping(Callback):
         mode: str = "min",
         verbose: int = 0,
         restore_best_weights: bool = False,
+        baseline: float | None = None,
     ):
         super().__init__()
         positive_int("EarlyStopping", "patience", patience, minimum=0)
-        self.monitor = monitor
-        self.min_delta = abs(float(min_delta))
         self.patience = patience
         self.verbose = int(verbose)
         self.restore_best_weights = bool(restore_best_weights)
-        self._monitor = Monitor("EarlyStopping", monitor, mode, min_delta)
+        self._monitor = Monitor("EarlyStopping", monitor, mode, min_delta, baseline)
         self.wait = 0
         self.stopped_epoch = 0
         self.best_epoch = 0
@@ -58,12 +59,68 @@ class EarlyStopping(Callback):
         self._resumed = False
 
     @property
-    def mode(self) -> str:
-        return self._monitor.mode
+    def monitor(self) -> str:
+        """The ``logs`` key watched."""
+        return self._monitor.key
+
+    @monitor.setter
+    def monitor(self, key: str) -> None:
+        self._monitor.key = key
 
     @property
-    def best(self) -> float:
-        return self._monitor.best
+    def min_delta(self) -> float:
+        """How much a value must beat the best by to count as an improvement (>= 0)."""
+        return self._monitor.min_delta
+
+    @min_delta.setter
+    def min_delta(self, value: float) -> None:
+        self._monitor.min_delta = abs(float(value))
+
+    @property
+    def baseline(self) -> float | None:
+        return self._monitor.baseline
+
+    @property
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``; setting it starts the best value over."""
+        return self._monitor.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._monitor.set_mode(mode)
+
+    @property
+    def monitor_op(self) -> Any:
+        """``torch.lt`` (mode ``"min"``) or ``torch.gt`` (mode ``"max"``)."""
+        return self._monitor.op
+
+    @property
+    def best(self) -> BestValue:
+        """The best monitored value of this run (the baseline, or ``inf``/``-inf``, before)."""
+        return BestValue(self._monitor.best)
+
+    @best.setter
+    def best(self, value: Any) -> None:
+        self._monitor.best = as_float(value)
+
+    # Names of the original's EarlyStopping sketch (callbacks/monitor.md).
+    @property
+    def wait_count(self) -> int:
+        """Same as :attr:`wait`: epochs since the last improvement."""
+        return self.wait
+
+    @wait_count.setter
+    def wait_count(self, value: int) -> None:
+        self.wait = int(value)
+
+    @property
+    def best_score(self) -> BestValue:
+        """Same as :attr:`best`."""
+        return self.best
+
+    @best_score.setter
+    def best_score(self, value: Any) -> None:
+        self.best = value
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         resumed, self._resumed = self._resumed, False
@@ -112,7 +169,7 @@ class EarlyStopping(Callback):
         state: dict[str, Any] = {
             "monitor": self.monitor,
             "mode": self.mode,
-            "best": self.best,
+            "best": float(self.best),
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stopped_epoch": self.stopped_epoch,

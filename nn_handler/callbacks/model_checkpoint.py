@@ -6,7 +6,7 @@ import os
 import warnings
 from typing import Any
 
-from ._common import Monitor, atomic_torch_save, bare_module, is_rank_zero
+from ._common import BestValue, Monitor, as_float, atomic_torch_save, bare_module, is_rank_zero
 from .base import Callback
 
 __all__ = ["ModelCheckpoint"]
@@ -47,7 +47,6 @@ class ModelCheckpoint(Callback):
             kind = type(filepath).__name__
             raise TypeError(f"ModelCheckpoint: filepath must be a str, got {kind}.")
         self.filepath = os.fspath(filepath)
-        self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.verbose = int(verbose)
@@ -57,13 +56,36 @@ class ModelCheckpoint(Callback):
         self._warned_format = False
 
     @property
-    def mode(self) -> str:
-        return self._monitor.mode
+    def monitor(self) -> str:
+        """The ``logs`` key compared between epochs."""
+        return self._monitor.key
+
+    @monitor.setter
+    def monitor(self, key: str) -> None:
+        self._monitor.key = key
 
     @property
-    def best(self) -> float:
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``; setting it starts the best value over."""
+        return self._monitor.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._monitor.set_mode(mode)
+
+    @property
+    def monitor_op(self) -> Any:
+        """``torch.lt`` (mode ``"min"``) or ``torch.gt`` (mode ``"max"``)."""
+        return self._monitor.op
+
+    @property
+    def best(self) -> BestValue:
         """The best monitored value so far (``inf``/``-inf`` before the first save)."""
-        return self._monitor.best
+        return BestValue(self._monitor.best)
+
+    @best.setter
+    def best(self, value: Any) -> None:
+        self._monitor.best = as_float(value)
 
     # ---------------------------------------------------------------- paths
     def _template(self) -> str:
@@ -144,7 +166,7 @@ class ModelCheckpoint(Callback):
         return {
             "monitor": self.monitor,
             "mode": self.mode,
-            "best": self.best,
+            "best": float(self.best),
             "best_path": self.best_path,
             "last_path": self.last_path,
         }

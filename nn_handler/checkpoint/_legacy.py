@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["read_legacy"]
+__all__ = ["read_legacy", "read_file_or_legacy"]
 
 _ORIGINAL_PREFIXES = ("src.nn_handler", "nn_handler")
 # Where a name of the original's package is looked up when its module path differs from ours.
@@ -79,3 +79,16 @@ def read_legacy(path: str, map_location: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ValueError(f"{path!r} holds a {type(obj).__name__}, not an NNHandler checkpoint.")
     return obj
+
+
+def read_file_or_legacy(path: str, map_location: Any, allow_legacy_pickle: bool) -> Any:
+    """The object in ``path`` read safely; with ``allow_legacy_pickle`` a file that only the
+    unsafe unpickler can read (an original NNHandler checkpoint) is read that way."""
+    from . import _read
+
+    try:
+        return _read.read_file(path, map_location)
+    except ValueError:
+        if not allow_legacy_pickle:
+            raise
+    return read_legacy(path, map_location)

@@ -16,6 +16,7 @@ from .._devices import resolve_device
 from ..callbacks.base import Callback
 from ..enums import ModelType
 from . import _read, _refs
+from ._legacy import read_file_or_legacy
 from ._rng import restore_rng as _restore_rng_states
 from ._weights import load_weights
 
@@ -400,12 +401,14 @@ def initialize_from_checkpoint(
     model_type: Any = None,
     device: Any = None,
     strict_load: bool = True,
+    allow_legacy_pickle: bool = False,
     **model_kwargs: Any,
 ) -> Any:
     """A new NNHandler for ``model_class(**model_kwargs)`` with weights from ``path``.
 
     ``path`` may be an NNHandler checkpoint, a Lightning checkpoint or a bare ``state_dict``;
-    nothing but the weights is restored.
+    nothing but the weights is restored. ``allow_legacy_pickle=True`` also reads files pickled
+    by the original NNHandler (runs code from the file: trusted files only).
     """
     from ..handler import NNHandler
 
@@ -413,7 +416,7 @@ def initialize_from_checkpoint(
         raise TypeError(f"model_class must be an nn.Module subclass, got {model_class!r}.")
     path = os.fspath(path)
     target = resolve_device(device) if device is not None else torch.device("cpu")
-    obj = _read.read_file(path, "cpu")
+    obj = read_file_or_legacy(path, "cpu", allow_legacy_pickle)
     if _read.is_handler_checkpoint(obj):
         state, saved = obj["model_state_dict"], _saved_class_name(obj.get("model_class"))
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):

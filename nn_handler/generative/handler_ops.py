@@ -98,13 +98,27 @@ def _check_sampler(sampler: Any) -> None:
         )
 
 
+def _is_sampler_object(obj: Any) -> bool:
+    return isinstance(obj, Sampler) or all(
+        callable(getattr(obj, m, None)) for m in _SAMPLER_MEMBERS
+    )
+
+
 def set_sampler(handler: NNHandler, sampler_class: type, **kwargs: Any) -> None:
-    """Build ``sampler_class(**kwargs)`` and use it for ``get_samples``."""
+    """Build ``sampler_class(**kwargs)`` and use it for ``get_samples``.
+
+    A sampler object with no kwargs is used as it is (the form of the original's model_utils
+    pages), like ``handler.sampler = obj``.
+    """
+    if not inspect.isclass(sampler_class) and not kwargs and _is_sampler_object(sampler_class):
+        assign_sampler(handler, sampler_class)
+        return
     if not inspect.isclass(sampler_class):
         raise TypeError(
-            "set_sampler expects a Sampler subclass and its kwargs, got "
-            f"{type(sampler_class).__name__}; to use a sampler object, assign "
-            "handler.sampler = obj."
+            "set_sampler expects a Sampler subclass and its kwargs, or a Sampler object alone, "
+            f"got {type(sampler_class).__name__}"
+            + (" with kwargs" if kwargs and _is_sampler_object(sampler_class) else "")
+            + "."
         )
     if inspect.isabstract(sampler_class):
         abstract = ", ".join(sorted(getattr(sampler_class, "__abstractmethods__", ())))
@@ -187,8 +201,8 @@ class _EvalMode:
 
 def sample(
     handler: NNHandler,
-    shape: Sequence[int],
-    steps: int,
+    shape: Sequence[int] | None,
+    steps: int | None,
     corrector_steps: int = 0,
     condition: Any = None,
     likelihood_score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -198,12 +212,21 @@ def sample(
     stop_on_NaN: bool = True,
     corrector_snr: float = 0.1,
     on_step: Callable[[int, float, torch.Tensor], Any] | None = None,
+    N: int | None = None,
 ) -> torch.Tensor | None:
     """Samples of ``shape`` from the reverse SDE (rank 0; ``None`` on other ranks).
 
     ``condition`` (a tensor or a sequence of model arguments) is passed to the model after
     ``(t, x)``. See :func:`~nn_handler.generative.sampling.reverse_sde_sample`.
+    ``sample(N=n)`` alone (the original's model_utils pages) is ``get_samples(n)``.
     """
+    if N is not None and shape is None and steps is None:
+        return get_samples(handler, N)
+    if shape is None or steps is None or N is not None:
+        raise TypeError(
+            "sample() takes shape and steps (reverse-SDE sampling with the SDE set by set_sde), "
+            "or N alone (the sampler set by set_sampler, as get_samples(N))."
+        )
     if handler._rank != 0:
         return None
     sde = _require_sde(handler, "sample()")
