@@ -70,7 +70,7 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
         folder = os.path.dirname(os.fspath(path))
         if folder:
             os.makedirs(folder, exist_ok=True)
-        fig.savefig(path)  # no extension: matplotlib's default format (PNG), as the original
+        fig.savefig(path)  # without an extension matplotlib adds .png, as in the original
     else:  # pragma: no cover - interactive use
         plt.show()
     plt.close(fig)

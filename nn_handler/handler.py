@@ -291,9 +291,9 @@ class NNHandler:
         return self._val_data.loader if self._val_data else None
 
     # --------------------------------------------------------------- metrics
-    def add_metric(self, name: str, fn: Callable[..., Any]) -> None:
-        """Track ``fn(outputs, targets)`` (or a ``torchmetrics.Metric``) under ``name``."""
-        self._metrics.add(name, fn)
+    def add_metric(self, name: str, metric_fn: Callable[..., Any]) -> None:
+        """Track ``metric_fn(outputs, targets)`` (or a ``torchmetrics.Metric``) under ``name``."""
+        self._metrics.add(name, metric_fn)
 
     def clear_metrics(self) -> None:
         self._metrics.clear()

@@ -156,7 +156,11 @@ def test_set_sampler_takes_a_sampler_object_and_sample_n_draws_from_it():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda h: h.set_sampler(Sampler), TypeError, "Sampler is abstract: implement load, sample, save"),
+        (
+            lambda h: h.set_sampler(Sampler),
+            TypeError,
+            "Sampler is abstract: implement load, sample, save",
+        ),
         (lambda h: h.set_sampler(NotASampler()), TypeError, "set_sampler expects a Sampler"),
         (lambda h: h.set_sampler(CountingSampler, speed=3), TypeError, "Could not build"),
         (lambda h: setattr(h, "sampler", NotASampler()), TypeError, "lacks save, load"),

@@ -179,23 +179,22 @@ class EarlyStopping(Callback):
             state["best_weights"] = {k: v.detach().cpu().clone() for k, v in weights}
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("monitor", self.monitor) != self.monitor or state.get("mode", self.mode) != (
-            self.mode
-        ):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = (state_dict.get("monitor", self.monitor), state_dict.get("mode", self.mode))
+        if saved != (self.monitor, self.mode):
             warnings.warn(
-                f"EarlyStopping: the saved state monitors {state.get('monitor')!r} "
-                f"({state.get('mode')}) but this callback monitors {self.monitor!r} ({self.mode}); "
+                f"EarlyStopping: the saved state monitors {saved[0]!r} ({saved[1]}) "
+                f"but this callback monitors {self.monitor!r} ({self.mode}); "
                 "the saved state is not restored.",
                 RuntimeWarning,
                 stacklevel=2,
             )
             return
-        self._monitor.best = float(state.get("best", self.best))
-        self.best_epoch = int(state.get("best_epoch", 0))
-        self.wait = int(state.get("wait", 0))
-        self.stopped_epoch = int(state.get("stopped_epoch", 0))
-        weights = state.get("best_weights")
+        self._monitor.best = float(state_dict.get("best", self.best))
+        self.best_epoch = int(state_dict.get("best_epoch", 0))
+        self.wait = int(state_dict.get("wait", 0))
+        self.stopped_epoch = int(state_dict.get("stopped_epoch", 0))
+        weights = state_dict.get("best_weights")
         if weights is not None:
             device = _device_of(self.handler)
             self.best_weights = {k: v.to(device) if device else v for k, v in weights.items()}

@@ -171,19 +171,18 @@ class ModelCheckpoint(Callback):
             "last_path": self.last_path,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("monitor", self.monitor) != self.monitor or state.get("mode", self.mode) != (
-            self.mode
-        ):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = (state_dict.get("monitor", self.monitor), state_dict.get("mode", self.mode))
+        if saved != (self.monitor, self.mode):
             warnings.warn(
-                f"ModelCheckpoint: the saved state monitors {state.get('monitor')!r} "
-                f"({state.get('mode')}) but this callback monitors {self.monitor!r} ({self.mode}); "
+                f"ModelCheckpoint: the saved state monitors {saved[0]!r} ({saved[1]}) "
+                f"but this callback monitors {self.monitor!r} ({self.mode}); "
                 "the saved best value is not restored.",
                 RuntimeWarning,
                 stacklevel=2,
             )
         else:
-            best = state.get("best")
+            best = state_dict.get("best")
             self._monitor.best = float(best) if best is not None else self._monitor.best
-        self.best_path = state.get("best_path", self.best_path)
-        self.last_path = state.get("last_path", self.last_path)
+        self.best_path = state_dict.get("best_path", self.best_path)
+        self.last_path = state_dict.get("last_path", self.last_path)
