@@ -396,6 +396,12 @@ class NNHandler:
     def val_metrics_history(self) -> dict[str, list[float]]:
         return {k: list(v) for k, v in self._history.val_metrics.items()}
 
+    @property
+    def history(self) -> dict[str, Any]:
+        """The four history properties in one dict (a copy), keyed by their names."""
+        names = ("train_losses", "val_losses", "train_metrics_history", "val_metrics_history")
+        return {name: getattr(self, name) for name in names}
+
     # ------------------------------------------------------------ misc state
     @property
     def device(self) -> torch.device:

@@ -208,3 +208,19 @@ def test_logger_is_none_only_off_rank_zero(monkeypatch):
     assert isinstance(handler.logger, logging.Logger)
     monkeypatch.setattr(handler, "_dist", DistEnv(distributed=True, rank=1, world_size=2))
     assert handler.logger is None  # the two-process run checks this for real
+
+
+def test_history_groups_the_four_history_properties(cls_data):
+    handler = _trained(cls_data, epochs=2)
+    history = handler.history
+    assert history == {
+        "train_losses": handler.train_losses,
+        "val_losses": handler.val_losses,
+        "train_metrics_history": handler.train_metrics_history,
+        "val_metrics_history": handler.val_metrics_history,
+    }
+    assert len(history["train_losses"]) == 2 and set(history["val_metrics_history"]) == {
+        "top-1 acc"
+    }
+    history["train_losses"].clear()  # a copy: the handler's history is untouched
+    assert len(handler.train_losses) == 2
