@@ -54,8 +54,8 @@ class _ParsableEnum(Enum):
         if isinstance(value, str):
             return cls.from_string(value)
         raise InvalidEnumValue(
-            f"Cannot convert {value!r} ({type(value).__name__}) to {cls.__name__}; pass a "
-            f"{cls.__name__} member or one of {cls._valid()}."
+            f"Cannot convert {value!r} ({type(value).__name__}) to {cls.__name__}; valid values "
+            f"are {cls._valid()} (or a {cls.__name__} member)."
         )
 
 

@@ -178,7 +178,8 @@ def test_loaders_are_sharded_when_set(shuffle):
     assert sorted(seen[0] + seen[1]) == list(range(10))  # disjoint shards covering the data
 
 
-def test_validation_shards_are_unpadded_and_a_late_seed_reaches_the_sampler():
+def test_validation_shards_are_unpadded_and_a_late_seed_reaches_the_sampler(monkeypatch):
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)  # Lightning's seed, when one was set
     val = [make_slot(_data(5), {"batch_size": 2}, "val", _rank(r)).loader for r in (0, 1)]
     assert [len(v.sampler) for v in val] == [3, 2]  # 5 samples: none repeated
     assert all(isinstance(v.sampler, DistributedSampler) and not v.sampler.shuffle for v in val)
