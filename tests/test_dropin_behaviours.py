@@ -8,10 +8,8 @@ checkpoint, and the per-rank loaders (the two-process run is in test_ddp_launch.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -23,8 +21,6 @@ from nn_handler import LoggingMode, ModelCheckpoint, ModelType, NNHandler
 from nn_handler._data import make_slot, use_shuffle_seed
 from nn_handler._dist_env import DistEnv
 from nn_handler.enums import InvalidEnumValue
-
-LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy"
 
 
 # ------------------------------------------------------------------------------ ModelType
@@ -131,14 +127,6 @@ def test_checkpoints_and_auto_saves_create_their_folders(cls_data):
 
 
 # ------------------------------------------------------------ original checkpoints, weights
-@pytest.fixture
-def legacy_file(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(LEGACY))
-    path = tmp_path / "original_classifier.pth"
-    shutil.copy(LEGACY / "original_classifier.pth", path)
-    return path, json.loads((LEGACY / "expected.json").read_text())
-
-
 def test_initialize_from_checkpoint_reads_an_original_file_with_the_opt_in(legacy_file):
     path, expected = legacy_file
     import legacy_models

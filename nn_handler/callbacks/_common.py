@@ -13,6 +13,7 @@ import torch
 __all__ = [
     "BestValue",
     "Monitor",
+    "MonitoredValue",
     "is_rank_zero",
     "atomic_torch_save",
     "bare_module",
@@ -161,3 +162,45 @@ class Monitor:
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
+
+
+class MonitoredValue:
+    """The original's public attributes of a callback that watches one ``logs`` key.
+
+    ``monitor``, ``mode`` (setting it starts the best value over), ``monitor_op`` and ``best``,
+    kept in ``self._monitor`` (a :class:`Monitor` the subclass creates).
+    """
+
+    _monitor: Monitor
+
+    @property
+    def monitor(self) -> str:
+        """The ``logs`` key watched."""
+        return self._monitor.key
+
+    @monitor.setter
+    def monitor(self, key: str) -> None:
+        self._monitor.key = key
+
+    @property
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``; setting it starts the best value over."""
+        return self._monitor.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._monitor.set_mode(mode)
+
+    @property
+    def monitor_op(self) -> Any:
+        """``torch.lt`` (mode ``"min"``) or ``torch.gt`` (mode ``"max"``)."""
+        return self._monitor.op
+
+    @property
+    def best(self) -> BestValue:
+        """The best monitored value so far (the baseline, or ``inf``/``-inf``, before any)."""
+        return BestValue(self._monitor.best)
+
+    @best.setter
+    def best(self, value: Any) -> None:
+        self._monitor.best = as_float(value)

@@ -7,13 +7,20 @@ from typing import Any
 
 import torch
 
-from ._common import BestValue, Monitor, as_float, bare_module, is_rank_zero, positive_int
+from ._common import (
+    BestValue,
+    Monitor,
+    MonitoredValue,
+    bare_module,
+    is_rank_zero,
+    positive_int,
+)
 from .base import Callback
 
 __all__ = ["EarlyStopping"]
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(MonitoredValue, Callback):
     """Stop after ``patience`` epochs without an improvement of ``monitor``.
 
     Args:
@@ -59,15 +66,6 @@ class EarlyStopping(Callback):
         self._resumed = False
 
     @property
-    def monitor(self) -> str:
-        """The ``logs`` key watched."""
-        return self._monitor.key
-
-    @monitor.setter
-    def monitor(self, key: str) -> None:
-        self._monitor.key = key
-
-    @property
     def min_delta(self) -> float:
         """How much a value must beat the best by to count as an improvement (>= 0)."""
         return self._monitor.min_delta
@@ -79,29 +77,6 @@ class EarlyStopping(Callback):
     @property
     def baseline(self) -> float | None:
         return self._monitor.baseline
-
-    @property
-    def mode(self) -> str:
-        """``"min"`` or ``"max"``; setting it starts the best value over."""
-        return self._monitor.mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self._monitor.set_mode(mode)
-
-    @property
-    def monitor_op(self) -> Any:
-        """``torch.lt`` (mode ``"min"``) or ``torch.gt`` (mode ``"max"``)."""
-        return self._monitor.op
-
-    @property
-    def best(self) -> BestValue:
-        """The best monitored value of this run (the baseline, or ``inf``/``-inf``, before)."""
-        return BestValue(self._monitor.best)
-
-    @best.setter
-    def best(self, value: Any) -> None:
-        self._monitor.best = as_float(value)
 
     # Names of the original's EarlyStopping sketch (callbacks/monitor.md).
     @property

@@ -6,13 +6,13 @@ import os
 import warnings
 from typing import Any
 
-from ._common import BestValue, Monitor, as_float, atomic_torch_save, bare_module, is_rank_zero
+from ._common import Monitor, MonitoredValue, atomic_torch_save, bare_module, is_rank_zero
 from .base import Callback
 
 __all__ = ["ModelCheckpoint"]
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(MonitoredValue, Callback):
     """Save a checkpoint at the end of an epoch, every epoch or only when ``monitor`` improves.
 
     Args:
@@ -54,38 +54,6 @@ class ModelCheckpoint(Callback):
         self.best_path: str | None = None
         self.last_path: str | None = None
         self._warned_format = False
-
-    @property
-    def monitor(self) -> str:
-        """The ``logs`` key compared between epochs."""
-        return self._monitor.key
-
-    @monitor.setter
-    def monitor(self, key: str) -> None:
-        self._monitor.key = key
-
-    @property
-    def mode(self) -> str:
-        """``"min"`` or ``"max"``; setting it starts the best value over."""
-        return self._monitor.mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self._monitor.set_mode(mode)
-
-    @property
-    def monitor_op(self) -> Any:
-        """``torch.lt`` (mode ``"min"``) or ``torch.gt`` (mode ``"max"``)."""
-        return self._monitor.op
-
-    @property
-    def best(self) -> BestValue:
-        """The best monitored value so far (``inf``/``-inf`` before the first save)."""
-        return BestValue(self._monitor.best)
-
-    @best.setter
-    def best(self, value: Any) -> None:
-        self._monitor.best = as_float(value)
 
     # ---------------------------------------------------------------- paths
     def _template(self) -> str:
