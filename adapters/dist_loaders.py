@@ -1,11 +1,15 @@
 """Per-rank DataLoaders under DDP: training shards that honour ``shuffle``, exact validation.
 
-Lightning's own sampler injection always shuffles training data and pads validation data with
-repeated samples (a ``DistributedSampler`` makes every rank's share equally long). We hand
-Lightning loaders that already carry a ``DistributedSampler`` subclass, so it keeps them:
+``set_train_loader``/``set_val_loader`` build these when the loader is set, so the handler's
+loaders are the shards users see. Lightning's own sampler injection always shuffles training data
+and pads validation data with repeated samples (a ``DistributedSampler`` makes every rank's share
+equally long). We hand Lightning loaders that already carry a ``DistributedSampler`` subclass,
+so it keeps them and adds no second one:
 
-- training: ``DistributedSampler(shuffle=<what the user asked for>)``, same seed on every rank;
-  Lightning's fit loop calls ``set_epoch`` with the global epoch before each epoch;
+- training: ``DistributedSampler(shuffle=<what the user asked for>)``, same seed on every rank
+  (a loader with its own sampler gets Lightning's ``DistributedSamplerWrapper``, shuffled, as
+  Lightning would have given it); Lightning's fit loop calls ``set_epoch`` with the global epoch
+  before each epoch;
 - validation: Lightning's ``UnrepeatedDistributedSampler`` (no padding, shares may differ by one
   sample), so each sample is evaluated exactly once and the epoch values are exact. This is safe
   under DDP: outside training DDP synchronises buffers only on the first forward call, and every
@@ -15,7 +19,7 @@ A loader over a dataset that is already this rank's shard (its dataset or sample
 ``rank_sharded = True``, as ``RankMemCachedH5Dataset`` and ``EpochShuffleSampler`` do) is not split
 again: its sampler is wrapped in :class:`RankLocalSampler`, a ``DistributedSampler`` that passes
 every local index through, so Lightning keeps it too. Training shards shorter than the longest one
-(learnt with one small collective per ``train`` call) are padded with repeated indices, so that
+(learnt with one small collective when the loader is set) are padded with repeated indices, so that
 every rank runs the same number of steps.
 """
 
@@ -109,21 +113,22 @@ def shard_train_loader(loader: Any, dist: DistEnv, seed: int) -> Any:
     """``loader`` reading this rank's shard of the training data.
 
     A plain loader gets a ``DistributedSampler`` shuffling only if the loader shuffled (with
-    ``seed``, identical on every rank). Loaders with a custom sampler are left to Lightning.
+    ``seed``, identical on every rank). A loader with its own sampler gets Lightning's
+    ``DistributedSamplerWrapper`` around it (shuffled, as Lightning itself would wrap it).
     """
     if not dist.distributed or _keep_as_is(loader):
         return loader
     if _rank_local(loader):
         return _keep_rank_local(loader, "train")
-    if isinstance(loader.sampler, RandomSampler):
-        shuffle = True
-    elif isinstance(loader.sampler, SequentialSampler):
-        shuffle = False
+    kwargs = {"num_replicas": dist.world_size, "rank": dist.rank, "seed": seed}
+    if isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
+        shuffle = isinstance(loader.sampler, RandomSampler)
+        sampler = DistributedSampler(loader.dataset, shuffle=shuffle, **kwargs)
     else:
-        return loader
-    sampler = DistributedSampler(
-        loader.dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=shuffle, seed=seed
-    )
+        from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+        sampler = DistributedSamplerWrapper(loader.sampler, shuffle=True, **kwargs)
+    sampler._nn_handler_shard = True  # its seed follows the handler's seed at train()
     return _rebuild(loader, sampler, "train")
 
 

@@ -227,5 +227,5 @@ def to_datamodule(setup: Setup, state: RunState, runtime: Runtime) -> HandlerDat
     if setup.train_data is None:
         raise RuntimeError("The handler has no training data: call set_train_loader(...) first.")
     apply_loader_rng(setup, state)
-    train, val = loaders(setup, runtime, setup.val_data is not None, {})
+    train, val = loaders(setup, setup.val_data is not None)
     return HandlerDataModule.from_loaders(train, val)

@@ -1,15 +1,31 @@
-"""A dataset, the DataLoader keyword arguments it is read with, and how ranks split it."""
+"""A dataset, the DataLoader keyword arguments it is read with, and the loader built from them.
+
+Under DDP the loader is this rank's shard from the start (a ``DistributedSampler``, or the
+dataset itself when it already is the rank's shard: ``DataLoaderType.RANK_CACHED``), so what
+``handler.train_loader`` shows is what training reads; Lightning keeps such loaders as they are.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .enums import DataLoaderType
 
-__all__ = ["DataSlot", "build_loader", "make_slot", "require_batches"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ._dist_env import DistEnv
+
+__all__ = [
+    "DataSlot",
+    "build_loader",
+    "make_slot",
+    "require_batches",
+    "shuffle_seed",
+    "use_shuffle_seed",
+]
 
 
 @dataclass
@@ -47,14 +63,44 @@ def build_loader(
     return DataLoader(dataset, **kwargs)
 
 
+def shuffle_seed(seed: int | None) -> int:
+    """The seed of the training shuffle under DDP: ``seed``, else Lightning's global seed, else 0.
+
+    It must be the same on every rank, or the shards would overlap.
+    """
+    return int(seed) if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def use_shuffle_seed(loader: Any, seed: int | None) -> None:
+    """Give a sharded training loader the shuffle seed known at ``train()`` time."""
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, DistributedSampler) and getattr(sampler, "_nn_handler_shard", False):
+        sampler.seed = shuffle_seed(seed)
+
+
+def _shard(loader: DataLoader, role: str, dist: DistEnv, seed: int | None) -> DataLoader:
+    from .adapters.dist_loaders import shard_train_loader, shard_val_loader
+
+    if role == "train":
+        return shard_train_loader(loader, dist, shuffle_seed(seed))
+    return shard_val_loader(loader, dist)
+
+
 def make_slot(
     dataset: Any,
     loader_kwargs: dict[str, Any],
     role: str,
     dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
+    dist: DistEnv | None = None,
+    seed: int | None = None,
 ) -> DataSlot:
-    """Build the loader now so bad keyword arguments fail at the call that passed them."""
+    """Build the loader now so bad keyword arguments fail at the call that passed them.
+
+    With a distributed ``dist`` the loader reads this rank's shard (``seed``: the training
+    shuffle's seed, see :func:`shuffle_seed`).
+    """
     dataloader_type = DataLoaderType.parse(dataloader_type)
+    distributed = dist is not None and dist.distributed
     if isinstance(dataset, DataLoader):
         if loader_kwargs:
             raise TypeError(
@@ -66,7 +112,8 @@ def make_slot(
                 f"set_{role}_loader(dataloader_type={dataloader_type.name}) builds its own "
                 "DataLoader: pass the Dataset and the loader kwargs, not a DataLoader."
             )
-        return DataSlot(dataset.dataset, {}, dataset)
+        loader = _shard(dataset, role, dist, seed) if distributed else dataset
+        return DataSlot(dataset.dataset, {}, loader)
     if not isinstance(dataset, Dataset) and not hasattr(dataset, "__getitem__"):
         raise TypeError(
             f"set_{role}_loader expects a torch Dataset (or a DataLoader), got "
@@ -76,6 +123,8 @@ def make_slot(
         loader = build_loader(dataset, loader_kwargs, dataloader_type)
     except TypeError as err:
         raise TypeError(f"Invalid DataLoader arguments for the {role} loader: {err}") from err
+    if distributed:
+        loader = _shard(loader, role, dist, seed)
     return DataSlot(dataset, dict(loader_kwargs), loader, dataloader_type)
 
 
@@ -110,3 +159,19 @@ def require_batches(loader: Any, role: str) -> None:
     else:
         why, fix = "", f"give set_{role}_loader a non-empty dataset"
     raise ValueError(f"The {role} loader yields no batch: {samples}{why}; {fix}.")
+
+
+def _create_distributed_loader(
+    dataset: Any,
+    loader_kwargs: dict[str, Any],
+    device: Any = None,
+    log_fn: Any = None,
+    is_eval: bool = False,
+) -> tuple[DataLoader, Any]:
+    """``(loader, sampler)`` for this rank, as ``set_train_loader`` (``is_eval``:
+    ``set_val_loader``) builds it; the original's name. ``device`` and ``log_fn`` are unused."""
+    from ._dist_env import detect_distributed
+
+    role = "val" if is_eval else "train"
+    slot = make_slot(dataset, dict(loader_kwargs), role, dist=detect_distributed(None))
+    return slot.loader, slot.loader.sampler

@@ -11,13 +11,16 @@ __all__ = ["resolve_device", "to_cpu", "to_device"]
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """Return a ``torch.device``; CUDA asked for on a machine without it falls back to CPU.
+    """Return a ``torch.device`` (``"gpu"`` means ``"cuda"``); CUDA asked for on a machine
+    without it falls back to CPU.
 
     The fall-back is warned, not silent, so a script written on a GPU machine still runs on a
     laptop.
     """
     if device is None:
         return torch.device("cpu")
+    if isinstance(device, str) and device.strip().lower() == "gpu":
+        device = "cuda"  # the original's alias
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import os
+
 from ._run_state import RunState
 from ._runtime import Runtime
 from ._setup import Setup
 from .history import History
 
-__all__ = ["summary", "plot_losses", "plot_metrics"]
+__all__ = ["summary", "plot_losses", "plot_metrics", "metric_plot_path"]
 
 
 def summary(
@@ -56,8 +59,11 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, values in series.items():
-        if values:
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+        # NaN marks epochs without validation: leave them out of the curve.
+        points = [(i, v) for i, v in enumerate(values, start=1) if not math.isnan(v)]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", label=label)
     ax.set_xlabel("epoch")
     ax.set_title(title)
     if log_y:
@@ -66,15 +72,25 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
     ax.grid(alpha=0.3)
     fig.tight_layout()
     if path:
-        fig.savefig(path if str(path).endswith(".png") else f"{path}.png")
+        folder = os.path.dirname(os.fspath(path))
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fig.savefig(path)  # without an extension matplotlib adds .png, as in the original
     else:  # pragma: no cover - interactive use
         plt.show()
     plt.close(fig)
 
 
+def metric_plot_path(prefix: str, name: str) -> str:
+    """``{prefix}_metric_{name}.png``, the name with every non-alphanumeric character as ``_``."""
+    safe = "".join(c if c.isalnum() else "_" for c in name)
+    return f"{os.fspath(prefix)}_metric_{safe}.png"
+
+
 def plot_losses(
     history: History, rank: int, log_y_scale: bool = False, save_path: str | None = None
 ) -> None:
+    """Training and validation losses per epoch (rank 0 only); saved to ``save_path`` if given."""
     if rank != 0:
         return
     h = history
@@ -84,9 +100,10 @@ def plot_losses(
 def plot_metrics(
     history: History, rank: int, log_y_scale: bool = False, prefix: str | None = None
 ) -> None:
+    """One figure per metric (rank 0 only), saved to :func:`metric_plot_path` if ``prefix``."""
     if rank != 0:
         return
     h = history
     for name in sorted(set(h.train_metrics) | set(h.val_metrics)):
         series = {"train": h.train_metrics.get(name, []), "validation": h.val_metrics.get(name, [])}
-        _plot(series, name, log_y_scale, f"{prefix}_{name}.png" if prefix else None)
+        _plot(series, name, log_y_scale, metric_plot_path(prefix, name) if prefix else None)

@@ -239,7 +239,7 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     with quiet_lightning():
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, state.global_step)
-        train_loader, val_loader = loaders(setup, runtime, validate, trainer_kwargs)
+        train_loader, val_loader = loaders(setup, validate)
         require_batches(train_loader, "train")
         try:
             with plain_python_signals(trainer):
@@ -247,28 +247,21 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
         finally:  # also after an interrupt: the step counter must match the optimizer's steps
             state.global_step = int(trainer.global_step)
             # Lightning's teardown moves the model to the CPU; the handler's device is the
-            # contract.
+            # contract. Train mode again, the modules kept in eval mode excepted.
             runtime.module.to(runtime.device).train()
+            for kept in setup.eval_modules:
+                kept.eval()
             if state.ema is not None:
                 state.ema.to(runtime.device)
 
 
-def loaders(
-    setup: Setup, runtime: Runtime, validate: bool, trainer_kwargs: dict[str, Any]
-) -> tuple:
-    """The loaders to fit on: under DDP, this rank's shards (see ``adapters/dist_loaders``)."""
+def loaders(setup: Setup, validate: bool) -> tuple:
+    """The loaders to fit on: the handler's own (under DDP, sharded when they were set)."""
+    from ._data import use_shuffle_seed
+
     train = setup.train_data.loader
-    val = setup.val_data.loader if validate and setup.val_data is not None else None
-    if runtime.dist.distributed and trainer_kwargs.get("use_distributed_sampler", True):
-        import os
-
-        from .adapters.dist_loaders import shard_train_loader, shard_val_loader
-
-        # The shuffling seed must be the same on every rank.
-        seed = setup.seed if setup.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
-        train = shard_train_loader(train, runtime.dist, seed)
-        val = shard_val_loader(val, runtime.dist) if val is not None else None
-    return train, val
+    use_shuffle_seed(train, setup.seed)  # the seed may have been set after set_train_loader
+    return train, setup.val_data.loader if validate and setup.val_data is not None else None
 
 
 def apply_loader_rng(setup: Setup, state: RunState) -> None:

@@ -4,22 +4,59 @@ from __future__ import annotations
 
 from enum import Enum
 
-__all__ = ["ModelType", "LoggingMode", "DataLoaderType"]
+__all__ = ["ModelType", "LoggingMode", "DataLoaderType", "InvalidEnumValue"]
+
+
+class InvalidEnumValue(ValueError, TypeError):
+    """A value that names no member of the enum.
+
+    Both a ``ValueError`` (what ``from_string`` documents) and a ``TypeError`` (what ``parse``
+    documents for input it cannot convert), so ``except`` clauses written for either work.
+    """
 
 
 class _ParsableEnum(Enum):
     @classmethod
+    def _valid(cls) -> str:
+        return ", ".join(repr(m.value) for m in cls)
+
+    @classmethod
+    def from_string(cls, s: str) -> _ParsableEnum:
+        """The member whose value or name is ``s`` (case-insensitive, surrounding spaces ignored).
+
+        Raises:
+            InvalidEnumValue: ``s`` is not a string or names no member; the message lists the
+                valid values.
+        """
+        if not isinstance(s, str):
+            raise InvalidEnumValue(
+                f"{cls.__name__}.from_string expects a str, got {type(s).__name__} ({s!r}); "
+                f"valid values are {cls._valid()}."
+            )
+        key = s.strip().lower()
+        for member in cls:
+            if key in (member.name.lower(), str(member.value).lower()):
+                return member
+        raise InvalidEnumValue(f"Unknown {cls.__name__} {s!r}; valid values are {cls._valid()}.")
+
+    @classmethod
     def parse(cls, value: object) -> _ParsableEnum:
-        """Return the member for ``value`` (a member or a case-insensitive name/value)."""
+        """The member for ``value``: a member, its name or value as a string, or a member of
+        another enum whose value is such a string.
+
+        Raises:
+            InvalidEnumValue: ``value`` names no member; the message lists the valid values.
+        """
         if isinstance(value, cls):
             return value
+        if isinstance(value, Enum) and isinstance(value.value, str):
+            value = value.value
         if isinstance(value, str):
-            key = value.strip().lower()
-            for member in cls:
-                if key in (member.name.lower(), str(member.value).lower()):
-                    return member
-        valid = ", ".join(repr(m.value) for m in cls)
-        raise ValueError(f"Unknown {cls.__name__} {value!r}; valid values are {valid}.")
+            return cls.from_string(value)
+        raise InvalidEnumValue(
+            f"Cannot convert {value!r} ({type(value).__name__}) to {cls.__name__}; valid values "
+            f"are {cls._valid()} (or a {cls.__name__} member)."
+        )
 
     @classmethod
     def from_string(cls, value: str) -> _ParsableEnum:

@@ -332,9 +332,11 @@ class NNHandler:
         dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
         **loader_kwargs: Any,
     ) -> None:
-        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (sharded under DDP;
+        """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)``; under DDP the loader
+        reads this rank's shard (its sampler is a ``DistributedSampler``;
         ``DataLoaderType.RANK_CACHED``: ``dataset`` is already this rank's shard)."""
-        slot = make_slot(dataset, loader_kwargs, "train", dataloader_type)
+        dist, seed = self._runtime.dist, self._setup.seed
+        slot = make_slot(dataset, loader_kwargs, "train", dataloader_type, dist, seed)
         self._setup = self._setup.replace(train_data=slot)
 
     def set_val_loader(
@@ -343,8 +345,9 @@ class NNHandler:
         dataloader_type: DataLoaderType | str = DataLoaderType.STANDARD,
         **loader_kwargs: Any,
     ) -> None:
-        """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)``."""
-        slot = make_slot(dataset, loader_kwargs, "val", dataloader_type)
+        """Validate on ``dataset`` read with ``DataLoader(**loader_kwargs)`` (under DDP: this
+        rank's share, unshuffled, no sample repeated)."""
+        slot = make_slot(dataset, loader_kwargs, "val", dataloader_type, self._runtime.dist)
         self._setup = self._setup.replace(val_data=slot)
 
     @property
@@ -361,10 +364,10 @@ class NNHandler:
         return dict(self._state.loaded_loader_kwargs)
 
     # --------------------------------------------------------------- metrics
-    def add_metric(self, name: str, fn: Callable[..., Any]) -> None:
-        """Track ``fn(outputs, targets)`` (or a ``torchmetrics.Metric``) under ``name``."""
-        check_metric(name, fn)
-        self._setup = self._setup.replace(metrics={**self._setup.metrics, name: fn})
+    def add_metric(self, name: str, metric_fn: Callable[..., Any]) -> None:
+        """Track ``metric_fn(outputs, targets)`` (or a ``torchmetrics.Metric``) under ``name``."""
+        check_metric(name, metric_fn)
+        self._setup = self._setup.replace(metrics={**self._setup.metrics, name: metric_fn})
 
     def clear_metrics(self) -> None:
         self._setup = self._setup.replace(metrics={})
@@ -480,14 +483,21 @@ class NNHandler:
     def val_metrics_history(self) -> dict[str, list[float]]:
         return {k: list(v) for k, v in self._state.history.val_metrics.items()}
 
+    @property
+    def history(self) -> dict[str, Any]:
+        """The four history properties in one dict (a copy), keyed by their names."""
+        names = ("train_losses", "val_losses", "train_metrics_history", "val_metrics_history")
+        return {name: getattr(self, name) for name in names}
+
     # ------------------------------------------------------------ misc state
     @property
     def device(self) -> torch.device:
         return self._runtime.device
 
     @property
-    def logger(self) -> logging.Logger:
-        return self._runtime.logger
+    def logger(self) -> logging.Logger | None:
+        """The handler's logger on rank 0; ``None`` on the other ranks (they log nothing)."""
+        return self._runtime.logger if self._runtime.dist.rank == 0 else None
 
     @property
     def seed(self) -> int | None:
@@ -673,8 +683,12 @@ class NNHandler:
         """Use ``sampler_class(**kwargs)`` (a :class:`~nn_handler.Sampler`) for ``get_samples``.
 
         A keyword argument that is this handler's model (``model=handler.module``) stays linked
-        to the handler's model, also after ``save``/``load``.
+        to the handler's model, also after ``save``/``load``. A sampler object given alone is
+        used as it is (``handler.sampler = obj``).
         """
+        if not kwargs and _generative.is_sampler_object(sampler_class):
+            self.sampler = sampler_class
+            return
         component = _generative.sampler_component(sampler_class, kwargs, self.module)
         self._runtime.sampler = _generative.build_sampler_checked(component, self.module)
         self._setup = self._setup.replace(sampler=component)
@@ -697,8 +711,9 @@ class NNHandler:
         """The score ``model(t, x, *args) / sigma(t)`` of a score-based model."""
         return _generative.score(self._runtime, t, x, *args)
 
-    def sample(self, shape: Any, steps: int, **kwargs: Any) -> torch.Tensor | None:
-        """Reverse-SDE sampling (Euler–Maruyama predictor, optional Langevin corrector)."""
+    def sample(self, shape: Any = None, steps: int | None = None, **kwargs: Any) -> Any:
+        """Reverse-SDE sampling (Euler–Maruyama predictor, optional Langevin corrector);
+        ``sample(N=n)`` alone draws from the sampler set by ``set_sampler``."""
         return _generative.sample(self._runtime, self._state, shape, steps, **kwargs)
 
     def log_likelihood(self, x: torch.Tensor, *args: Any, ode_steps: int, **kwargs: Any):
@@ -745,13 +760,18 @@ class NNHandler:
         return self.model(*args, **kwargs)
 
     def eval(self, activate: bool = True, log: bool = True) -> None:
-        """Put the model in eval mode (``activate=False``: back to train mode)."""
+        """Put the model in eval mode (``activate=False``: back to train mode, except the
+        modules registered with :meth:`keep_eval_on_module`, which stay in eval mode)."""
         self.module.train(not activate)
+        for module in self._setup.eval_modules:
+            module.eval()
         if log:
-            self.logger.info("Model set to %s mode.", "eval" if activate else "train")
+            self._runtime.logger.info("Model set to %s mode.", "eval" if activate else "train")
 
     def keep_eval_on_module(self, module: nn.Module, activate: bool = True) -> None:
-        """Keep ``module`` (a submodule) in eval mode during training (e.g. frozen BatchNorm)."""
+        """Keep ``module`` (a submodule) in eval mode during training (e.g. frozen BatchNorm);
+        ``activate=False`` unregisters it and returns it to the model's mode (train mode while
+        the model trains)."""
         if not isinstance(module, nn.Module):
             raise TypeError(
                 f"keep_eval_on_module expects an nn.Module, got {type(module).__name__}."
@@ -762,6 +782,7 @@ class NNHandler:
             self._setup = self._setup.replace(eval_modules=(*others, module))
         else:
             self._setup = self._setup.replace(eval_modules=others)
+            module.train(self.module.training)
 
     def freeze_module(self, module: nn.Module, verbose: bool = False) -> None:
         """Stop gradients for every parameter of ``module``."""
@@ -772,7 +793,7 @@ class NNHandler:
             param.requires_grad_(False)
             count += param.numel()
         if verbose:
-            self.logger.info("Froze %d parameters of %s.", count, type(module).__name__)
+            self._runtime.logger.info("Froze %d parameters of %s.", count, type(module).__name__)
 
     def count_parameters(self, trainable_only: bool = True) -> int:
         params = self.module.parameters()
@@ -798,7 +819,7 @@ class NNHandler:
         _plotting.plot_losses(self._state.history, self._rank, log_y_scale, save_path)
 
     def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> None:
-        """Plot each metric (rank 0); write ``<prefix>_<metric>.png`` when a prefix is given."""
+        """Plot each metric (rank 0); write ``<prefix>_metric_<name>.png`` given a prefix."""
         _plotting.plot_metrics(self._state.history, self._rank, log_y_scale, save_path_prefix)
 
     def __getattr__(self, name: str) -> Any:

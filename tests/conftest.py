@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,3 +41,14 @@ def reg_data():
     x = torch.randn(160, 8, generator=g)
     w = torch.arange(8, dtype=torch.float32).unsqueeze(1) / 8
     return TensorDataset(x, x @ w + 0.01 * torch.randn(160, 1, generator=g))
+
+
+@pytest.fixture
+def legacy_file(monkeypatch, tmp_path):
+    """A checkpoint written by the original NNHandler (a pickle) and what it holds; its model's
+    module (``legacy_models``) is importable."""
+    legacy = TESTS / "fixtures" / "legacy"
+    monkeypatch.syspath_prepend(str(legacy))
+    path = tmp_path / "original_classifier.pth"
+    shutil.copy(legacy / "original_classifier.pth", path)
+    return path, json.loads((legacy / "expected.json").read_text())

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -20,7 +17,6 @@ from nn_handler._training import build_module, lightning_callbacks
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The `srun` command is available", "ignore:.*isinstance\\(treespec, LeafSpec\\)"
 )
-LEGACY = Path(__file__).resolve().parent / "fixtures" / "legacy"
 
 
 def _make(data):
@@ -268,14 +264,6 @@ def _module_args(h):
 
 
 # ------------------------------------------------------------------ legacy
-@pytest.fixture
-def legacy_file(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(LEGACY))
-    path = tmp_path / "original_classifier.pth"
-    shutil.copy(LEGACY / "original_classifier.pth", path)
-    return path, json.loads((LEGACY / "expected.json").read_text())
-
-
 def test_legacy_pickle_needs_the_opt_in(legacy_file):
     path, _ = legacy_file
     with pytest.raises(

@@ -273,4 +273,4 @@ def test_plots_are_written(cls_data, tmp_path):
     handler.plot_losses(save_path=str(tmp_path / "loss.png"))
     handler.plot_metrics(log_y_scale=True, save_path_prefix=str(tmp_path / "m"))
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "m_acc.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "m_metric_acc.png").read_bytes()[:4] == b"\x89PNG"

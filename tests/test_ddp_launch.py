@@ -56,12 +56,37 @@ def reference():
     return handler
 
 
-def test_ranks_known_and_process_group_ready_at_construction(job):
+def test_ranks_known_and_handler_joins_the_group_initialize_ddp_made(job):
     _, reports, _ = job
     for r, rep in enumerate(reports):
+        # initialize_ddp() before any group: the tuple (the handler then joins that group).
+        assert rep["initialize_ddp_first"] == {"pg_before": False, "tuple": [True, r, r, 2]}
         assert (rep["rank"], rep["local_rank"], rep["world_size"]) == (r, r, 2)
         assert rep["distributed"] is True and rep["device"] == "cpu"
         assert rep["pg_ready_at_construction"] is True
+
+
+def test_logger_exists_on_rank_zero_only(job):
+    _, reports, _ = job
+    assert [rep["logger_is_none"] for rep in reports] == [False, True]
+
+
+def test_loaders_are_this_ranks_shards_as_soon_as_they_are_set(job):
+    _, reports, _ = job
+    loaders = [rep["loaders"] for rep in reports]
+    for r, seen in enumerate(loaders):
+        assert seen["train_sampler_is_distributed"] and seen["train_sampler"] == (
+            "DistributedSampler"
+        )
+        assert (seen["train_shuffle"], seen["train_rank"]) == (False, r)  # shuffle=False kept
+        assert seen["val_sampler_is_distributed"]
+    # 64 training samples: disjoint halves; 37 validation samples: 19 + 18, none repeated.
+    train = [seen["train_indices"] for seen in loaders]
+    assert sorted(train[0] + train[1]) == list(range(64)) and len(train[0]) == 32
+    val = [seen["val_indices"] for seen in loaders]
+    assert sorted(val[0] + val[1]) == list(range(37)) and len(val[0]) == 19
+    # Lightning trained on exactly that loader's sampler.
+    assert all(rep["probe"]["fits_on_handler_loader"] for rep in reports)
 
 
 def test_lightning_ran_ddp_under_torchelastic_with_our_shards(job):
@@ -129,7 +154,7 @@ def test_ddp_utilities_across_ranks(job):
     _, reports, _ = job
     for r, rep in enumerate(reports):
         util = rep["utilities"]
-        assert util["initialize_ddp"] == [True, r, r, 2]
+        assert util["initialize_ddp_again"] is None  # the process group already exists
         # The failure on rank 1 is raised on both ranks.
         assert "failed on rank 1: ValueError: deliberate failure on rank one" in (
             util["on_rank_error"] or ""

@@ -52,11 +52,22 @@ def test_train_shards_honour_shuffle_and_keep_loader_options(shuffle):
         assert list(sampler) == [1, 3, 5, 7, 9]
 
 
-def test_train_loader_untouched_in_one_process_or_with_custom_sampler():
+def test_train_loader_untouched_in_one_process_or_already_sharded():
     loader = DataLoader(_data(10), batch_size=3)
     assert shard_train_loader(loader, DistEnv(), seed=0) is loader
+    own = DataLoader(_data(10), sampler=DistributedSampler(_data(10), num_replicas=2, rank=0))
+    assert shard_train_loader(own, _dist(0), seed=0) is own  # the user's own sharding
+
+
+def test_train_loader_with_a_custom_sampler_is_wrapped_as_lightning_would():
     weighted = DataLoader(_data(10), sampler=WeightedRandomSampler([1.0] * 10, 10))
-    assert shard_train_loader(weighted, _dist(0), seed=0) is weighted  # left to Lightning
+    sharded = shard_train_loader(weighted, _dist(1), seed=3)
+    sampler = sharded.sampler
+    assert isinstance(sampler, DistributedSampler) and type(sampler).__name__ == (
+        "DistributedSamplerWrapper"
+    )
+    assert (sampler.shuffle, sampler.seed, sampler.num_replicas, sampler.rank) == (True, 3, 2, 1)
+    assert len(list(sampler)) == 5 and all(0 <= i < 10 for i in sampler)
 
 
 def test_validation_shards_cover_every_sample_exactly_once():

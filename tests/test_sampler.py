@@ -48,6 +48,12 @@ class DecoderSampler(Sampler):
         z = self.temperature * torch.randn(N, self.model.latent, device=device)
         return self.model(z)
 
+    def save(self):
+        return {"temperature": self.temperature}
+
+    def load(self, state):
+        self.temperature = state["temperature"]
+
 
 class NotASampler:
     def sample(self, N, device):
@@ -78,17 +84,84 @@ def test_sampler_property_accepts_an_instance_and_none():
         handler.get_samples(3)
 
 
-def test_default_sampler_state_is_empty():
-    sampler = DecoderSampler(Decoder())
-    assert sampler.save() == {}
-    assert sampler.load({}) is None
+def test_sample_save_and_load_are_all_abstract():
+    assert Sampler.__abstractmethods__ == frozenset({"sample", "save", "load"})
+
+    class OnlySample(Sampler):
+        def sample(self, N, device, **kwargs):
+            return torch.zeros(N)
+
+    class NoLoad(OnlySample):
+        def save(self):
+            return {}
+
+    for incomplete, missing in ((OnlySample, "load, save"), (NoLoad, "load")):
+        with pytest.raises(TypeError, match="abstract"):
+            incomplete()
+        with pytest.raises(TypeError, match=f"is abstract: implement {missing}"):
+            NNHandler(Decoder).set_sampler(incomplete)
+
+
+class KwargsStateSampler(Sampler):
+    """The form of the original's model_utils pages: ``super().__init__(**kwargs)`` and
+    ``load(self, **state_dict)`` returning the sampler."""
+
+    def __init__(self, mean=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = mean
+
+    def sample(self, N, device, **kwargs):
+        return torch.full((N, 2), self.mean, device=device)
+
+    def save(self):
+        return {"mean": self.mean}
+
+    def load(self, **state_dict):
+        self.mean = state_dict["mean"]
+        return self
+
+
+def test_load_accepts_the_state_positionally_or_as_keywords():
+    positional, keywords = CountingSampler(), KwargsStateSampler(unused=1)
+    positional.load({"drawn": 4})
+    assert positional.drawn == 4 and positional.loaded == {"drawn": 4}
+    positional.load(drawn=6)
+    assert positional.drawn == 6
+    assert keywords.load({"mean": 2.0}) is keywords and keywords.mean == 2.0
+    assert keywords.load(mean=3.0) is keywords and keywords.mean == 3.0
+
+
+def test_a_keyword_load_sampler_round_trips_through_a_checkpoint():
+    handler = NNHandler(Decoder)
+    handler.set_sampler(KwargsStateSampler, mean=1.0)
+    handler.sampler.mean = 4.0  # state that only save()/load() carry
+    handler.save("kw.pth")
+    loaded = NNHandler.load("kw.pth")
+    assert torch.all(loaded.get_samples(3) == 4.0)
+
+
+def test_set_sampler_takes_a_sampler_object_and_sample_n_draws_from_it():
+    handler = NNHandler(Decoder)
+    sampler = CountingSampler(scale=3.0, width=1)
+    handler.set_sampler(sampler)  # the original's model_utils form
+    assert handler.sampler is sampler and handler._sampler_class is CountingSampler
+    out = handler.sample(N=4)  # likewise: sample(N=...) is get_samples(N)
+    assert out.shape == (4, 1) and torch.all(out == 3.0) and sampler.drawn == 4
+    with pytest.raises(TypeError, match="shape and steps.*or N alone"):
+        handler.sample((4, 1))
+    with pytest.raises(TypeError, match="Sampler object alone, got CountingSampler with kwargs"):
+        handler.set_sampler(sampler, scale=2.0)
 
 
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda h: h.set_sampler(Sampler), TypeError, "Sampler is abstract: implement sample"),
-        (lambda h: h.set_sampler(CountingSampler()), TypeError, "assign handler.sampler = obj"),
+        (
+            lambda h: h.set_sampler(Sampler),
+            TypeError,
+            "Sampler is abstract: implement load, sample, save",
+        ),
+        (lambda h: h.set_sampler(NotASampler()), TypeError, "set_sampler expects a Sampler"),
         (lambda h: h.set_sampler(CountingSampler, speed=3), TypeError, "Could not build"),
         (lambda h: setattr(h, "sampler", NotASampler()), TypeError, "lacks save, load"),
         (lambda h: setattr(h, "sampler", CountingSampler), TypeError, "use handler.set_sampler"),

@@ -8,7 +8,15 @@ from typing import Any
 
 import torch
 
-__all__ = ["Monitor", "is_rank_zero", "atomic_torch_save", "bare_module", "positive_int"]
+__all__ = [
+    "BestValue",
+    "Monitor",
+    "MonitoredValue",
+    "is_rank_zero",
+    "atomic_torch_save",
+    "bare_module",
+    "positive_int",
+]
 
 
 def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -47,6 +55,19 @@ def atomic_torch_save(obj: Any, path: str) -> None:
     atomic_save(obj, path)
 
 
+class BestValue(float):
+    """A best-so-far value: a ``float`` that also answers ``.item()``, as the original's
+    0-dim tensor did (``cb.best.item()`` in user subclasses keeps working)."""
+
+    def item(self) -> float:
+        return float(self)
+
+
+def as_float(value: Any) -> float:
+    """A plain float from a number or a one-element tensor."""
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
 class Monitor:
     """Tracks the best value of one ``logs`` key in ``"min"`` or ``"max"`` mode.
 
@@ -55,22 +76,44 @@ class Monitor:
         key: the monitored ``logs`` key (e.g. ``"val_loss"``).
         mode: ``"min"`` or ``"max"``.
         min_delta: how much better than the best a value must be to count as an improvement.
+        baseline: the value to beat first (the best before any epoch); ``None`` for none.
     """
 
-    def __init__(self, owner: str, key: str, mode: str, min_delta: float = 0.0):
-        if mode not in ("min", "max"):
-            raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode!r}.")
+    def __init__(
+        self,
+        owner: str,
+        key: str,
+        mode: str,
+        min_delta: float = 0.0,
+        baseline: float | None = None,
+    ):
         if not isinstance(key, str) or not key:
             raise ValueError(f"{owner}: monitor must be a logs key like 'val_loss', got {key!r}.")
         self.owner = owner
         self.key = key
-        self.mode = mode
         self.min_delta = abs(float(min_delta))
-        self.best = math.inf if mode == "min" else -math.inf
+        self.baseline = None if baseline is None else as_float(baseline)
+        self.set_mode(mode)
         self._warned_missing = False
 
+    def set_mode(self, mode: str) -> None:
+        """Switch to ``"min"`` or ``"max"``; the best value starts over."""
+        if mode not in ("min", "max"):
+            raise ValueError(f"{self.owner}: mode must be 'min' or 'max', got {mode!r}.")
+        self.mode = mode
+        self.reset()
+
+    @property
+    def op(self) -> Any:
+        """``torch.lt`` in ``"min"`` mode, ``torch.gt`` in ``"max"`` mode (the original's
+        ``monitor_op``)."""
+        return torch.lt if self.mode == "min" else torch.gt
+
     def reset(self) -> None:
-        self.best = math.inf if self.mode == "min" else -math.inf
+        if self.baseline is not None:
+            self.best = self.baseline
+        else:
+            self.best = math.inf if self.mode == "min" else -math.inf
 
     def current(self, logs: dict[str, Any] | None) -> float | None:
         """The monitored value of this epoch, or None when there is none to judge.
@@ -105,3 +148,45 @@ class Monitor:
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
+
+
+class MonitoredValue:
+    """The original's public attributes of a callback that watches one ``logs`` key.
+
+    ``monitor``, ``mode`` (setting it starts the best value over), ``monitor_op`` and ``best``,
+    kept in ``self._monitor`` (a :class:`Monitor` the subclass creates).
+    """
+
+    _monitor: Monitor
+
+    @property
+    def monitor(self) -> str:
+        """The ``logs`` key watched."""
+        return self._monitor.key
+
+    @monitor.setter
+    def monitor(self, key: str) -> None:
+        self._monitor.key = key
+
+    @property
+    def mode(self) -> str:
+        """``"min"`` or ``"max"``; setting it starts the best value over."""
+        return self._monitor.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._monitor.set_mode(mode)
+
+    @property
+    def monitor_op(self) -> Any:
+        """``torch.lt`` (mode ``"min"``) or ``torch.gt`` (mode ``"max"``)."""
+        return self._monitor.op
+
+    @property
+    def best(self) -> BestValue:
+        """The best monitored value so far (the baseline, or ``inf``/``-inf``, before any)."""
+        return BestValue(self._monitor.best)
+
+    @best.setter
+    def best(self, value: Any) -> None:
+        self._monitor.best = as_float(value)

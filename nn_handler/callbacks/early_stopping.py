@@ -7,13 +7,20 @@ from typing import Any
 
 import torch
 
-from ._common import Monitor, bare_module, is_rank_zero, positive_int
+from ._common import (
+    BestValue,
+    Monitor,
+    MonitoredValue,
+    bare_module,
+    is_rank_zero,
+    positive_int,
+)
 from .base import Callback
 
 __all__ = ["EarlyStopping"]
 
 
-class EarlyStopping(Callback):
+class EarlyStopping(MonitoredValue, Callback):
     """Stop after ``patience`` epochs without an improvement of ``monitor``.
 
     Args:
@@ -24,6 +31,8 @@ class EarlyStopping(Callback):
         verbose: 1 prints when training stops (and when weights are restored).
         restore_best_weights: when stopping, load the model weights of the best epoch back
             (an exact copy, kept in memory and in this callback's saved state).
+        baseline: a value the monitored quantity must beat; epochs that do not beat it count
+            against the patience like epochs without improvement (``None``: no baseline).
 
     Decisions use the epoch logs, which are aggregated over ranks and identical on all of them, so
     every rank stops at the same epoch. Epochs where a monitored ``val_*`` value is NaN
@@ -42,15 +51,14 @@ class EarlyStopping(Callback):
         mode: str = "min",
         verbose: int = 0,
         restore_best_weights: bool = False,
+        baseline: float | None = None,
     ):
         super().__init__()
         positive_int("EarlyStopping", "patience", patience, minimum=0)
-        self.monitor = monitor
-        self.min_delta = abs(float(min_delta))
         self.patience = patience
         self.verbose = int(verbose)
         self.restore_best_weights = bool(restore_best_weights)
-        self._monitor = Monitor("EarlyStopping", monitor, mode, min_delta)
+        self._monitor = Monitor("EarlyStopping", monitor, mode, min_delta, baseline)
         self.wait = 0
         self.stopped_epoch = 0
         self.best_epoch = 0
@@ -58,12 +66,36 @@ class EarlyStopping(Callback):
         self._resumed = False
 
     @property
-    def mode(self) -> str:
-        return self._monitor.mode
+    def min_delta(self) -> float:
+        """How much a value must beat the best by to count as an improvement (>= 0)."""
+        return self._monitor.min_delta
+
+    @min_delta.setter
+    def min_delta(self, value: float) -> None:
+        self._monitor.min_delta = abs(float(value))
 
     @property
-    def best(self) -> float:
-        return self._monitor.best
+    def baseline(self) -> float | None:
+        return self._monitor.baseline
+
+    # Names of the original's EarlyStopping sketch (callbacks/monitor.md).
+    @property
+    def wait_count(self) -> int:
+        """Same as :attr:`wait`: epochs since the last improvement."""
+        return self.wait
+
+    @wait_count.setter
+    def wait_count(self, value: int) -> None:
+        self.wait = int(value)
+
+    @property
+    def best_score(self) -> BestValue:
+        """Same as :attr:`best`."""
+        return self.best
+
+    @best_score.setter
+    def best_score(self, value: Any) -> None:
+        self.best = value
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         resumed, self._resumed = self._resumed, False
@@ -112,7 +144,7 @@ class EarlyStopping(Callback):
         state: dict[str, Any] = {
             "monitor": self.monitor,
             "mode": self.mode,
-            "best": self.best,
+            "best": float(self.best),
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stopped_epoch": self.stopped_epoch,
@@ -122,23 +154,22 @@ class EarlyStopping(Callback):
             state["best_weights"] = {k: v.detach().cpu().clone() for k, v in weights}
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("monitor", self.monitor) != self.monitor or state.get("mode", self.mode) != (
-            self.mode
-        ):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = (state_dict.get("monitor", self.monitor), state_dict.get("mode", self.mode))
+        if saved != (self.monitor, self.mode):
             warnings.warn(
-                f"EarlyStopping: the saved state monitors {state.get('monitor')!r} "
-                f"({state.get('mode')}) but this callback monitors {self.monitor!r} ({self.mode}); "
+                f"EarlyStopping: the saved state monitors {saved[0]!r} ({saved[1]}) "
+                f"but this callback monitors {self.monitor!r} ({self.mode}); "
                 "the saved state is not restored.",
                 RuntimeWarning,
                 stacklevel=2,
             )
             return
-        self._monitor.best = float(state.get("best", self.best))
-        self.best_epoch = int(state.get("best_epoch", 0))
-        self.wait = int(state.get("wait", 0))
-        self.stopped_epoch = int(state.get("stopped_epoch", 0))
-        weights = state.get("best_weights")
+        self._monitor.best = float(state_dict.get("best", self.best))
+        self.best_epoch = int(state_dict.get("best_epoch", 0))
+        self.wait = int(state_dict.get("wait", 0))
+        self.stopped_epoch = int(state_dict.get("stopped_epoch", 0))
+        weights = state_dict.get("best_weights")
         if weights is not None:
             device = _device_of(self.handler)
             self.best_weights = {k: v.to(device) if device else v for k, v in weights.items()}

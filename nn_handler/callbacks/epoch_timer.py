@@ -37,5 +37,5 @@ class EpochTimer(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"times": list(self.times)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.times = list(state.get("times", []))
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.times = list(state_dict.get("times", []))

@@ -44,5 +44,5 @@ class LearningRateMonitor(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"lrs": [list(r) for r in self.lrs]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.lrs = [list(r) for r in state.get("lrs", [])]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.lrs = [list(r) for r in state_dict.get("lrs", [])]

@@ -6,13 +6,13 @@ import os
 import warnings
 from typing import Any
 
-from ._common import Monitor, atomic_torch_save, bare_module, is_rank_zero
+from ._common import Monitor, MonitoredValue, atomic_torch_save, bare_module, is_rank_zero
 from .base import Callback
 
 __all__ = ["ModelCheckpoint"]
 
 
-class ModelCheckpoint(Callback):
+class ModelCheckpoint(MonitoredValue, Callback):
     """Save a checkpoint at the end of an epoch, every epoch or only when ``monitor`` improves.
 
     Args:
@@ -47,7 +47,6 @@ class ModelCheckpoint(Callback):
             kind = type(filepath).__name__
             raise TypeError(f"ModelCheckpoint: filepath must be a str, got {kind}.")
         self.filepath = os.fspath(filepath)
-        self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.verbose = int(verbose)
@@ -55,15 +54,6 @@ class ModelCheckpoint(Callback):
         self.best_path: str | None = None
         self.last_path: str | None = None
         self._warned_format = False
-
-    @property
-    def mode(self) -> str:
-        return self._monitor.mode
-
-    @property
-    def best(self) -> float:
-        """The best monitored value so far (``inf``/``-inf`` before the first save)."""
-        return self._monitor.best
 
     # ---------------------------------------------------------------- paths
     def _template(self) -> str:
@@ -144,24 +134,23 @@ class ModelCheckpoint(Callback):
         return {
             "monitor": self.monitor,
             "mode": self.mode,
-            "best": self.best,
+            "best": float(self.best),
             "best_path": self.best_path,
             "last_path": self.last_path,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("monitor", self.monitor) != self.monitor or state.get("mode", self.mode) != (
-            self.mode
-        ):
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = (state_dict.get("monitor", self.monitor), state_dict.get("mode", self.mode))
+        if saved != (self.monitor, self.mode):
             warnings.warn(
-                f"ModelCheckpoint: the saved state monitors {state.get('monitor')!r} "
-                f"({state.get('mode')}) but this callback monitors {self.monitor!r} ({self.mode}); "
+                f"ModelCheckpoint: the saved state monitors {saved[0]!r} ({saved[1]}) "
+                f"but this callback monitors {self.monitor!r} ({self.mode}); "
                 "the saved best value is not restored.",
                 RuntimeWarning,
                 stacklevel=2,
             )
         else:
-            best = state.get("best")
+            best = state_dict.get("best")
             self._monitor.best = float(best) if best is not None else self._monitor.best
-        self.best_path = state.get("best_path", self.best_path)
-        self.last_path = state.get("last_path", self.last_path)
+        self.best_path = state_dict.get("best_path", self.best_path)
+        self.last_path = state_dict.get("last_path", self.last_path)

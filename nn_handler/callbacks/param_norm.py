@@ -53,5 +53,5 @@ class ParameterNormMonitor(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"norms": [list(n) for n in self.norms]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.norms = [(int(e), float(v)) for e, v in state.get("norms", [])]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.norms = [(int(e), float(v)) for e, v in state_dict.get("norms", [])]

@@ -98,5 +98,5 @@ class ParamScheduler(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"values": [list(v) for v in self.values]}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.values = [(int(e), v) for e, v in state.get("values", [])]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.values = [(int(e), v) for e, v in state_dict.get("values", [])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -32,6 +33,10 @@ class ProgressMonitor(Callback):
         self.stream = stream
         self.precision = int(precision)
         self._total: int | None = None
+        self.epoch_start_time: float | None = None  # time.time() when the epoch began
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_start_time = time.time()
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._total = (logs or {}).get("total_epochs")

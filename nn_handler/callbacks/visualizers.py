@@ -39,7 +39,8 @@ class BasePredictionVisualizer(Callback, abc.ABC):
     Args:
         log_freq_epoch: visualize every N epochs.
         num_samples: how many samples of the batch to show.
-        save_dir: where image files go (created if absent); None writes nothing.
+        save_dir: where image files go (created, with its parents, before the first
+            visualization); None writes nothing.
         val_loader: a loader whose first batch is used (taken once, then kept).
         use_fixed_batch: use ``fixed_batch`` instead of a loader.
         fixed_batch: ``inputs`` or ``(inputs, targets, ...)``.
@@ -57,7 +58,7 @@ class BasePredictionVisualizer(Callback, abc.ABC):
         self,
         log_freq_epoch: int = 5,
         num_samples: int = 8,
-        save_dir: str | None = None,
+        save_dir: str | None = "./viz_predictions",
         val_loader: Any = None,
         use_fixed_batch: bool = False,
         fixed_batch: Any = None,
@@ -123,6 +124,8 @@ class BasePredictionVisualizer(Callback, abc.ABC):
             return
         result = self.predict_batch()
         if result is not None:
+            if self.save_dir:
+                os.makedirs(self.save_dir, exist_ok=True)
             self._visualize_batch(*result, epoch + 1)
 
 
@@ -161,7 +164,7 @@ class ImagePredictionVisualizer(BasePredictionVisualizer):
         self,
         log_freq_epoch: int = 5,
         num_samples: int = 8,
-        save_dir: str | None = None,
+        save_dir: str | None = "./viz_predictions",
         val_loader: Any = None,
         use_fixed_batch: bool = False,
         fixed_batch: Any = None,
@@ -231,7 +234,6 @@ class ImagePredictionVisualizer(BasePredictionVisualizer):
     def _visualize_batch(self, inputs: Any, targets: Any, predictions: Any, epoch: int) -> None:
         fig = self.make_figure(inputs, targets, predictions, epoch)
         if self.save_dir:
-            os.makedirs(self.save_dir, exist_ok=True)
             path = os.path.join(self.save_dir, f"epoch_{epoch:04d}_predictions.png")
             fig.savefig(path)
             self.saved_files.append(path)

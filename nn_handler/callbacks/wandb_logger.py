@@ -128,5 +128,5 @@ class WandbLogger(Callback):
     def state_dict(self) -> dict[str, Any]:
         return {"wandb_run_id": self.run_id}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.run_id = state.get("wandb_run_id", self.run_id)
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.run_id = state_dict.get("wandb_run_id", self.run_id)

@@ -76,7 +76,7 @@ def save_handler(handler: Any, path: str) -> None:
 
     def write() -> None:
         atomic_save(handler_state(handler), str(path))
-        handler.logger.info("Saved checkpoint %s.", path)
+        handler.runtime.logger.info("Saved checkpoint %s.", path)
 
     _on_rank_zero_then_wait(write)
 
@@ -93,6 +93,6 @@ def save_handler_files(handler: Any, directory: str) -> None:
     def write() -> None:
         state = handler_checkpoint(handler.setup, handler.run_state, handler.runtime)
         write_multi_file(state, directory, nn_handler_version=__version__)
-        handler.logger.info("Saved multi-file checkpoint %s.", directory)
+        handler.runtime.logger.info("Saved multi-file checkpoint %s.", directory)
 
     _on_rank_zero_then_wait(write)

@@ -220,7 +220,7 @@ def load_handler(
     state.loader_rng = dict(ckpt.get("loader_rng_states") or {})
     if restore_rng and ckpt.get("rng_states"):
         _restore_rng_states(ckpt["rng_states"])
-    handler.logger.info("Loaded checkpoint %s.", file)
+    handler.runtime.logger.info("Loaded checkpoint %s.", file)
     return handler
 
 
@@ -245,8 +245,8 @@ def initialize_from_checkpoint(
     """A new handler (of class ``cls``) for ``model_class(**model_kwargs)`` with weights only.
 
     ``path`` may be an NNHandler checkpoint, a Lightning checkpoint or a bare ``state_dict``;
-    nothing but the weights is read (``allow_legacy_pickle=True`` also reads the original
-    NNHandler's pickled files: only for files you trust).
+    nothing but the weights is restored. ``allow_legacy_pickle=True`` also reads files pickled
+    by the original NNHandler (runs code from the file: trusted files only).
     """
     if not (isinstance(model_class, type) and issubclass(model_class, torch.nn.Module)):
         raise TypeError(f"model_class must be an nn.Module subclass, got {model_class!r}.")

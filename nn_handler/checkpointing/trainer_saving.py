@@ -64,5 +64,5 @@ def auto_save_epoch(
             with contextlib.suppress(FileNotFoundError):
                 os.remove(previous)
             saver.forget(previous)
-    nn_handler.logger.info("Auto-saved checkpoint %s.", path)
+    nn_handler.runtime.logger.info("Auto-saved checkpoint %s.", path)
     return path

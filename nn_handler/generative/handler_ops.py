@@ -103,13 +103,21 @@ def _check_sampler(sampler: Any) -> None:
         )
 
 
+def is_sampler_object(obj: Any) -> bool:
+    """A sampler instance (a ``Sampler``, or anything with ``sample``, ``save`` and ``load``)."""
+    return not inspect.isclass(obj) and (
+        isinstance(obj, Sampler) or all(callable(getattr(obj, m, None)) for m in _SAMPLER_MEMBERS)
+    )
+
+
 def sampler_component(sampler_class: Any, kwargs: dict[str, Any], module: Any) -> Component:
     """``set_sampler``'s arguments as a component; a kwarg that is ``module`` stays linked."""
     if not inspect.isclass(sampler_class):
         raise TypeError(
-            "set_sampler expects a Sampler subclass and its kwargs, got "
-            f"{type(sampler_class).__name__}; to use a sampler object, assign "
-            "handler.sampler = obj."
+            "set_sampler expects a Sampler subclass and its kwargs, or a Sampler object alone, "
+            f"got {type(sampler_class).__name__}"
+            + (" with kwargs" if kwargs and _is_sampler_object(sampler_class) else "")
+            + "."
         )
     if inspect.isabstract(sampler_class):
         abstract = ", ".join(sorted(getattr(sampler_class, "__abstractmethods__", ())))
@@ -196,8 +204,8 @@ class _EvalMode:
 def sample(
     runtime: Runtime,
     state: RunState,
-    shape: Sequence[int],
-    steps: int,
+    shape: Sequence[int] | None,
+    steps: int | None,
     corrector_steps: int = 0,
     condition: Any = None,
     likelihood_score_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -207,12 +215,21 @@ def sample(
     stop_on_NaN: bool = True,
     corrector_snr: float = 0.1,
     on_step: Callable[[int, float, torch.Tensor], Any] | None = None,
+    N: int | None = None,
 ) -> torch.Tensor | None:
     """Samples of ``shape`` from the reverse SDE (rank 0; ``None`` on other ranks).
 
     ``condition`` (a tensor or a sequence of model arguments) is passed to the model after
     ``(t, x)``. See :func:`~nn_handler.generative.sampling.reverse_sde_sample`.
+    ``sample(N=n)`` alone (the original's model_utils pages) is ``get_samples(n)``.
     """
+    if N is not None and shape is None and steps is None:
+        return get_samples(runtime, N)
+    if shape is None or steps is None or N is not None:
+        raise TypeError(
+            "sample() takes shape and steps (reverse-SDE sampling with the SDE set by set_sde), "
+            "or N alone (the sampler set by set_sampler, as get_samples(N))."
+        )
     if runtime.dist.rank != 0:
         return None
     sde = _require_sde(runtime, "sample()")

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from .._devices import resolve_device as _resolve_device  # noqa: F401 - the original's name
 from .._devices import to_cpu
 
 __all__ = [
@@ -51,29 +52,84 @@ def _comm_device(device: torch.device | str | None = None) -> torch.device:
 
 def initialize_ddp(
     timeout: float | timedelta | None = None,
-) -> tuple[bool, int, int, int, torch.device]:
+) -> tuple[bool, int, int, int, torch.device] | None:
     """Join the distributed job this process was launched in (torchrun or SLURM's srun).
 
-    Creates the default process group (gloo on CPU, nccl on CUDA) unless one exists, exactly as
-    ``NNHandler`` does at construction. ``timeout`` (seconds or timedelta) bounds how long a
-    collective waits for the other ranks; default $NN_HANDLER_DDP_TIMEOUT or 30 minutes.
+    Creates the default process group (gloo on CPU, nccl on CUDA), as ``NNHandler`` does at
+    construction. ``timeout`` (seconds or timedelta) bounds how long a collective waits for the
+    other ranks; default $NN_HANDLER_DDP_TIMEOUT or 30 minutes.
 
     Returns:
-        ``(distributed, rank, local_rank, world_size, device)``; ``device`` is ``cuda:<local_rank>``
-        when CUDA is available, else the CPU. Outside a launcher: ``(False, 0, 0, 1, device)``.
+        ``None`` when a process group already exists (e.g. an ``NNHandler`` made it; read
+        ``handler._rank`` etc., or call :func:`_initialize_distributed`, which always returns
+        the tuple). Otherwise ``(distributed, rank, local_rank, world_size, device)``; ``device``
+        is ``cuda:<local_rank>`` when CUDA is available, else the CPU. Outside a launcher:
+        ``(False, 0, 0, 1, device)``.
     """
-    from nn_handler.adapters.strategy import collective_timeout, ensure_process_group
-
-    from .._dist_env import detect_distributed
+    from ..adapters.strategy import collective_timeout
 
     collective_timeout(timeout)  # validate before anything else
+    if _initialized():
+        return None
+    return _initialize_distributed(timeout)
+
+
+def _initialize_distributed(
+    timeout: float | timedelta | None = None,
+) -> tuple[bool, int, int, int, torch.device]:
+    """:func:`initialize_ddp`, but the tuple also when the process group already exists."""
+    from nn_handler._dist_env import detect_distributed
+
+    from ..adapters.strategy import ensure_process_group
+
     env = detect_distributed(None)
-    if torch.cuda.is_available():
-        device = torch.device("cuda", env.local_rank if env.distributed else 0)
-    else:
-        device = torch.device("cpu")
+    device = _pick_device(env.local_rank if env.distributed else 0)
     ensure_process_group(env, device, timeout)
     return env.distributed, env.rank, env.local_rank, env.world_size, device
+
+
+def _pick_device(local_rank: int) -> torch.device:
+    """``cuda:<local_rank>`` (modulo the visible GPUs) when CUDA is available, else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+def _is_env_distributed() -> bool:
+    """Whether torchrun's or SLURM's variables describe a job of more than one process."""
+    from nn_handler._dist_env import detect_distributed
+
+    return detect_distributed(None).distributed
+
+
+def _should_use_distributed(use_distributed_flag: bool | None) -> bool:
+    """Whether to run under DDP: ``False`` never, ``None`` when the environment is distributed,
+    ``True`` likewise (with a warning when it is not; ``NNHandler(use_distributed=True)``
+    raises instead)."""
+    from nn_handler._dist_env import detect_distributed
+
+    if use_distributed_flag is not None and not isinstance(use_distributed_flag, bool):
+        raise TypeError(
+            f"use_distributed_flag must be True, False or None, got {use_distributed_flag!r}."
+        )
+    if use_distributed_flag is False:
+        return False
+    found = detect_distributed(None).distributed
+    if use_distributed_flag and not found:
+        warnings.warn(
+            "DDP was requested but this process is not part of a job of more than one process "
+            "(no RANK/WORLD_SIZE from torchrun, nor an srun step); running without DDP.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return found
+
+
+def _first_host_from_slurm_nodelist(nodelist: str) -> str:
+    """The first host of a SLURM node list (``"node[003-005,9]"`` → ``"node003"``)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.resolve_root_node_address(nodelist)
 
 
 def _rank_set(rank_or_ranks: int | Iterable[int]) -> frozenset[int]:

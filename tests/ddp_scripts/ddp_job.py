@@ -19,7 +19,7 @@ import lightning as L  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from common import PER_RANK_BATCH, build, datasets, history, run_training  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from torch.utils.data import DataLoader, DistributedSampler  # noqa: E402
 
 from nn_handler.utils import (  # noqa: E402
     aggregate_loss,
@@ -34,8 +34,9 @@ from nn_handler.utils import (  # noqa: E402
 class Probe(L.Callback):
     """Records what Lightning saw: cluster environment, world size, samplers, sampler epochs."""
 
-    def __init__(self):
+    def __init__(self, handler_sampler=None):
         self.seen: dict = {"sampler_epochs": []}
+        self.handler_sampler = handler_sampler
 
     def on_train_epoch_start(self, trainer, pl_module):
         sampler = trainer.train_dataloader.sampler
@@ -48,6 +49,8 @@ class Probe(L.Callback):
             train_shuffle=getattr(sampler, "shuffle", None),
         )
         self.seen["sampler_epochs"].append(getattr(sampler, "epoch", None))
+        # Lightning fits on the handler's own loader (no second sampler added).
+        self.seen["fits_on_handler_loader"] = sampler is self.handler_sampler
         self.seen["pg_timeout_s"] = trainer.strategy._timeout.total_seconds()
 
     def on_validation_epoch_start(self, trainer, pl_module):
@@ -69,6 +72,21 @@ def construction(handler) -> dict:
         "source": handler.runtime.dist.source,
         "device": str(handler.device),
         "pg_ready_at_construction": dist.is_initialized(),
+        "logger_is_none": handler.logger is None,
+    }
+
+
+def loaders_as_users_see_them(handler) -> dict:
+    """The handler's loaders right after set_*_loader: already this rank's shards."""
+    train, val = handler.train_loader.sampler, handler.val_loader.sampler
+    return {
+        "train_sampler_is_distributed": isinstance(train, DistributedSampler),
+        "train_sampler": type(train).__name__,
+        "train_shuffle": train.shuffle,
+        "train_rank": train.rank,
+        "train_indices": list(train),
+        "val_sampler_is_distributed": isinstance(val, DistributedSampler),
+        "val_indices": list(val),
     }
 
 
@@ -97,7 +115,8 @@ def checkpoint_once(handler, out: Path) -> dict:
 
 
 def utilities(rank: int) -> dict:
-    report: dict = {"initialize_ddp": list(initialize_ddp())[:4]}
+    # The process group exists (initialize_ddp made it before the handler joined it): None.
+    report: dict = {"initialize_ddp_again": initialize_ddp()}
 
     @on_rank(1)
     def fails_on_one():
@@ -125,9 +144,15 @@ def utilities(rank: int) -> dict:
 def main() -> None:
     out, mode = Path(sys.argv[1]), sys.argv[2]
     out.mkdir(parents=True, exist_ok=True)
+    first = None
+    if mode == "full":
+        # The original's manual set-up: initialize_ddp() first, then a handler in that group.
+        first = {"pg_before": dist.is_initialized(), "tuple": list(initialize_ddp())[:4]}
     handler = build(use_distributed=True, batch_size=PER_RANK_BATCH)
     rank = handler._rank
     report = construction(handler)
+    report["initialize_ddp_first"] = first
+    report["loaders"] = loaders_as_users_see_them(handler)
     if mode == "crash":
         batches = []
 
@@ -140,7 +165,7 @@ def main() -> None:
         handler.set_loss_fn(crashing_loss)
         handler.train(3, progress_bar=False)
         return
-    probe = Probe()
+    probe = Probe(handler.train_loader.sampler)
     run_training(handler, [probe])
     report["probe"] = probe.seen
     report["history"] = history(handler)
