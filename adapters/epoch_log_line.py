@@ -8,7 +8,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
-from nn_handler._epoch_summary import epoch_line
+from .._epoch_summary import epoch_line
 
 __all__ = ["EpochLogLine", "logs_at_info"]
 

@@ -11,7 +11,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 # the text tqdm otherwise.
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
-from nn_handler._epoch_summary import epoch_summary
+from .._epoch_summary import epoch_summary
 
 __all__ = ["EpochProgressBar"]
 

@@ -58,11 +58,6 @@ class _ParsableEnum(Enum):
             f"are {cls._valid()} (or a {cls.__name__} member)."
         )
 
-    @classmethod
-    def from_string(cls, value: str) -> _ParsableEnum:
-        """The member named by ``value`` (case-insensitive); the original's spelling of parse."""
-        return cls.parse(value)
-
 
 class ModelType(_ParsableEnum):
     """How batches are read and the loss is called (see docs/nn_handler.md)."""

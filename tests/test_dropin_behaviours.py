@@ -157,7 +157,9 @@ def _rank(rank: int) -> DistEnv:
 def test_loaders_are_sharded_when_set(shuffle):
     seen = []
     for rank in (0, 1):
-        slot = make_slot(_data(10), {"batch_size": 2, "shuffle": shuffle}, "train", _rank(rank), 5)
+        slot = make_slot(
+            _data(10), {"batch_size": 2, "shuffle": shuffle}, "train", dist=_rank(rank), seed=5
+        )
         sampler = slot.loader.sampler
         assert isinstance(sampler, DistributedSampler)
         assert (sampler.shuffle, sampler.seed, sampler.rank) == (shuffle, 5, rank)
@@ -168,20 +170,20 @@ def test_loaders_are_sharded_when_set(shuffle):
 
 def test_validation_shards_are_unpadded_and_a_late_seed_reaches_the_sampler(monkeypatch):
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)  # Lightning's seed, when one was set
-    val = [make_slot(_data(5), {"batch_size": 2}, "val", _rank(r)).loader for r in (0, 1)]
+    val = [make_slot(_data(5), {"batch_size": 2}, "val", dist=_rank(r)).loader for r in (0, 1)]
     assert [len(v.sampler) for v in val] == [3, 2]  # 5 samples: none repeated
     assert all(isinstance(v.sampler, DistributedSampler) and not v.sampler.shuffle for v in val)
-    train = make_slot(_data(8), {"shuffle": True}, "train", _rank(0)).loader
+    train = make_slot(_data(8), {"shuffle": True}, "train", dist=_rank(0)).loader
     assert train.sampler.seed == 0
     use_shuffle_seed(train, 123)  # handler.seed set after set_train_loader, used at train()
     assert train.sampler.seed == 123
 
 
 def test_one_process_loaders_are_left_as_they_are():
-    slot = make_slot(_data(4), {"shuffle": True}, "train", DistEnv())
+    slot = make_slot(_data(4), {"shuffle": True}, "train", dist=DistEnv())
     assert isinstance(slot.loader.sampler, RandomSampler)
     given = DataLoader(_data(4))
-    assert make_slot(given, {}, "train", DistEnv()).loader is given
+    assert make_slot(given, {}, "train", dist=DistEnv()).loader is given
 
 
 def test_create_distributed_loader_is_the_handlers_loader():
@@ -195,7 +197,7 @@ def test_create_distributed_loader_is_the_handlers_loader():
 def test_logger_is_none_only_off_rank_zero(monkeypatch):
     handler = NNHandler(TinyNet, logger_mode=LoggingMode.CONSOLE)
     assert isinstance(handler.logger, logging.Logger)
-    monkeypatch.setattr(handler, "_dist", DistEnv(distributed=True, rank=1, world_size=2))
+    monkeypatch.setattr(handler.runtime, "dist", DistEnv(distributed=True, rank=1, world_size=2))
     assert handler.logger is None  # the two-process run checks this for real
 
 

@@ -142,7 +142,7 @@ def namespace(monkeypatch, name: str, *star_imports: str, **names) -> dict:
     return module.__dict__
 
 
-_PROGRESS_LINE = re.compile(r"Epoch (\d+/\d+) - [\d.]+s - loss: ")
+_PROGRESS_LINE = re.compile(r"^E(\d+/\d+) \[[\d.]+s\] Train Loss: ", re.M)
 
 
 def progress_lines(capsys) -> list[re.Match]:

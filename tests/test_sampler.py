@@ -144,7 +144,7 @@ def test_set_sampler_takes_a_sampler_object_and_sample_n_draws_from_it():
     handler = NNHandler(Decoder)
     sampler = CountingSampler(scale=3.0, width=1)
     handler.set_sampler(sampler)  # the original's model_utils form
-    assert handler.sampler is sampler and handler._sampler_class is CountingSampler
+    assert handler.sampler is sampler and handler.setup.sampler.target is CountingSampler
     out = handler.sample(N=4)  # likewise: sample(N=...) is get_samples(N)
     assert out.shape == (4, 1) and torch.all(out == 3.0) and sampler.drawn == 4
     with pytest.raises(TypeError, match="shape and steps.*or N alone"):

@@ -116,7 +116,7 @@ def sampler_component(sampler_class: Any, kwargs: dict[str, Any], module: Any) -
         raise TypeError(
             "set_sampler expects a Sampler subclass and its kwargs, or a Sampler object alone, "
             f"got {type(sampler_class).__name__}"
-            + (" with kwargs" if kwargs and _is_sampler_object(sampler_class) else "")
+            + (" with kwargs" if kwargs and is_sampler_object(sampler_class) else "")
             + "."
         )
     if inspect.isabstract(sampler_class):

@@ -78,8 +78,7 @@ def _initialize_distributed(
     timeout: float | timedelta | None = None,
 ) -> tuple[bool, int, int, int, torch.device]:
     """:func:`initialize_ddp`, but the tuple also when the process group already exists."""
-    from nn_handler._dist_env import detect_distributed
-
+    from .._dist_env import detect_distributed
     from ..adapters.strategy import ensure_process_group
 
     env = detect_distributed(None)
@@ -97,7 +96,7 @@ def _pick_device(local_rank: int) -> torch.device:
 
 def _is_env_distributed() -> bool:
     """Whether torchrun's or SLURM's variables describe a job of more than one process."""
-    from nn_handler._dist_env import detect_distributed
+    from .._dist_env import detect_distributed
 
     return detect_distributed(None).distributed
 
@@ -106,7 +105,7 @@ def _should_use_distributed(use_distributed_flag: bool | None) -> bool:
     """Whether to run under DDP: ``False`` never, ``None`` when the environment is distributed,
     ``True`` likewise (with a warning when it is not; ``NNHandler(use_distributed=True)``
     raises instead)."""
-    from nn_handler._dist_env import detect_distributed
+    from .._dist_env import detect_distributed
 
     if use_distributed_flag is not None and not isinstance(use_distributed_flag, bool):
         raise TypeError(
