@@ -1,6 +1,6 @@
 """The original's dataloaders/h5_dataloader.md, run as a user would: ``H5LazyDataset`` and
 ``h5_worker_init_fn`` on real HDF5 files. Adaptations are marked ``# ADAPTED`` (and listed in
-docs/migration_components.md)."""
+docs/migration.md)."""
 
 from __future__ import annotations
 
