@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from typing import Any
 
 import lightning as L
@@ -10,10 +11,26 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 # Lightning's Tqdm is tqdm.auto's class when ipywidgets is installed (a widget in Jupyter) and
 # the text tqdm otherwise.
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
+from tqdm.std import tqdm as _text_tqdm
 
 from .._epoch_summary import epoch_summary
 
 __all__ = ["EpochProgressBar"]
+
+
+class _TextTqdm(_text_tqdm):
+    """Lightning's Tqdm as text, wherever it runs."""
+
+    format_num = staticmethod(Tqdm.format_num)
+
+
+def _bar_class() -> type:
+    """Lightning's bar; text in a worker process (``ddp_notebook``, ``ddp_spawn``).
+
+    A widget displayed by a process forked from a Jupyter kernel may never reach the notebook,
+    while its text output does.
+    """
+    return _TextTqdm if multiprocessing.parent_process() is not None else Tqdm
 
 
 def _advance(bar: Tqdm) -> None:
@@ -47,7 +64,7 @@ class EpochProgressBar(TQDMProgressBar):
         self._batch_bar: Tqdm | None = None
 
     def _bar(self, **kwargs: Any) -> Tqdm:
-        return Tqdm(disable=self.is_disabled, dynamic_ncols=True, **kwargs)
+        return _bar_class()(disable=self.is_disabled, dynamic_ncols=True, **kwargs)
 
     def _close_batch_bar(self) -> None:
         if self._batch_bar is not None:

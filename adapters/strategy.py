@@ -199,7 +199,8 @@ def strategy_arguments(
     else from $DDP_FIND_UNUSED_PARAMETERS, else False.
     """
     options = _check_ddp_kwargs(ddp_kwargs or {})
-    if not dist.distributed:
+    if not dist.distributed or dist.source == "lightning":
+        # One process, or one Lightning started: the Trainer's own arguments choose again.
         return {}
     from lightning.pytorch.strategies import DDPStrategy
 

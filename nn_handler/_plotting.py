@@ -46,7 +46,10 @@ def _pyplot():
     try:
         import matplotlib
 
-        matplotlib.use("Agg", force=False)
+        # A backend chosen for this process (Jupyter's inline one sets MPLBACKEND) shows the
+        # figure; otherwise Agg, so that a script never blocks on a window.
+        if not os.environ.get("MPLBACKEND"):
+            matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise ImportError(

@@ -103,6 +103,38 @@ class RunState:
         out["grad_scaler_state_dict"] = scaler.state_dict() if scaler is not None else None
         return out
 
+    def worker_state(self) -> dict[str, Any]:
+        """Everything a ``train()`` changes here, for a worker process to send back whole.
+
+        :meth:`state_dict` plus what a checkpoint leaves out: the stop flag and the files the
+        auto-saver wrote (the main process may delete them later, as if it had written them).
+        """
+        out = self.state_dict()
+        out["stop_requested"] = bool(self.stop_requested)
+        out["saver"] = {"last_saved": self.saver.last_saved, "written": sorted(self.saver.written)}
+        return out
+
+    def load_worker_state(self, state: dict[str, Any]) -> None:
+        """Become what :meth:`worker_state` described (the EMA and scaler exist already).
+
+        Raises:
+            RuntimeError: the worker kept an EMA or scaler that this process does not have.
+        """
+        self.history.load_state_dict(state)
+        self.global_step = int(state["handler_global_step"])
+        self.stop_requested = bool(state["stop_requested"])
+        for name, key in (("ema", "ema_state_dict"), ("grad_scaler", "grad_scaler_state_dict")):
+            if state.get(key) is None:
+                continue
+            target = getattr(self, name)
+            if target is None:
+                raise RuntimeError(
+                    f"A worker process sent back {key} but this process has no {name}."
+                )
+            target.load_state_dict(state[key])
+        self.saver.last_saved = state["saver"]["last_saved"]
+        self.saver.written = set(state["saver"]["written"])
+
     def load_history(self, ckpt: dict[str, Any]) -> None:
         """History and step counter from a checkpoint (Lightning's ``global_step`` wins)."""
         self.history.load_state_dict(ckpt)

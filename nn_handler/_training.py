@@ -7,6 +7,7 @@ state (what training produced so far) and the runtime (the live objects) — nev
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import warnings
 from collections.abc import Callable
@@ -37,6 +38,9 @@ _QUIET_LOGGERS = (
     "lightning.pytorch.utilities.rank_zero",
     "lightning.pytorch.accelerators.cuda",
     "lightning.fabric.utilities.seed",
+    # Processes Lightning starts log joining the process group (torchrun's jobs never show it).
+    "lightning.fabric.utilities.distributed",
+    "lightning.fabric.utilities.rank_zero",
 )
 _QUIET_WARNINGS = (
     r".*does not have many workers.*",
@@ -152,13 +156,11 @@ def build_module(setup: Setup, state: RunState, runtime: Runtime):
 def checkpoint_builder(
     setup: Setup, state: RunState, runtime: Runtime
 ) -> Callable[[Any], dict[str, Any]]:
-    """``trainer -> handler checkpoint entries``, for savers that run inside a fit."""
+    """``trainer -> handler checkpoint entries``, for savers that run inside a fit (picklable,
+    for spawned workers)."""
     from .checkpoint import handler_checkpoint
 
-    def build(trainer: Any) -> dict[str, Any]:
-        return handler_checkpoint(setup, state, runtime, trainer)
-
-    return build
+    return functools.partial(handler_checkpoint, setup, state, runtime)
 
 
 def lightning_callbacks(
@@ -200,9 +202,9 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     """Run ``epochs`` more epochs of training (``check_ready`` has passed)."""
     import lightning as L
 
-    from ._data import require_batches
     from .adapters.callback_bridge import lightning_loggers
     from .adapters.interrupts import plain_python_signals
+    from .adapters.launchers import fit_arguments
     from .adapters.strategy import strategy_arguments
     from .adapters.trainer_factory import TrainPlan, continue_from, trainer_arguments
 
@@ -239,11 +241,10 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     with quiet_lightning():
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, state.global_step)
-        train_loader, val_loader = loaders(setup, validate)
-        require_batches(train_loader, "train")
+        data = fit_arguments(trainer, setup, state, runtime, validate)
         try:
             with plain_python_signals(trainer):
-                trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+                trainer.fit(module, **data)
         finally:  # also after an interrupt: the step counter must match the optimizer's steps
             state.global_step = int(trainer.global_step)
             # Lightning's teardown moves the model to the CPU; the handler's device is the

@@ -59,7 +59,7 @@ def test_relative_links_in_docs_resolve():
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     broken = []
     for page in pages:
-        for target in re.findall(r"\]\(([^)#:]+\.(?:md|py|yaml|sh))\)", page.read_text()):
+        for target in re.findall(r"\]\(([^)#:]+\.(?:md|py|yaml|sh|ipynb))\)", page.read_text()):
             if not (page.parent / target).exists():
                 broken.append(f"{page.name} -> {target}")
     assert not broken, broken
