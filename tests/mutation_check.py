@@ -57,6 +57,7 @@ _RESUME = "tests/test_checkpoint_resume.py"
 _EMA = "tests/test_ema.py"
 _TWO_RANKS = "tests/test_ddp_two_ranks.py"
 _CALLBACKS = "tests/test_callbacks.py"
+_LAUNCHER_PARTS = "tests/test_launcher_parts.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------ checkpointing and resume
@@ -324,6 +325,48 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/test_generative_examples.py",
         ),
         bug="`sample` returns the prior draw without integrating the reverse SDE",
+    ),
+    # ------------------------------------------------- spawn/fork workers (adapters/launchers.py)
+    Mutation(
+        name="worker-optimizer-lost",
+        file="adapters/launchers.py",
+        edits=(
+            (
+                '            self.runtime.optimizer.load_state_dict(results["optimizer"])',
+                "            pass",
+            ),
+        ),
+        tests=(f"{_LAUNCHER_PARTS}::test_worker_results_land_in_the_main_processs_objects",),
+        bug="the optimizer state of a spawned/forked run stays in the worker",
+    ),
+    Mutation(
+        name="worker-callbacks-lost",
+        file="adapters/launchers.py",
+        edits=(("            callback.load_state_dict(callback_state)", "            pass"),),
+        tests=(f"{_LAUNCHER_PARTS}::test_worker_results_land_in_the_main_processs_objects",),
+        bug="callbacks' state of a spawned/forked run stays in the worker",
+    ),
+    Mutation(
+        name="worker-step-counter",
+        file="adapters/launchers.py",
+        edits=(
+            (
+                "        continue_from(trainer, self.state.epochs_done, self.state.global_step)",
+                "        pass",
+            ),
+        ),
+        tests=(f"{_LAUNCHER_PARTS}::test_worker_results_land_in_the_main_processs_objects",),
+        bug="after a spawned/forked run the calling Trainer's step counter (which train() "
+        "records) stays at its start",
+    ),
+    Mutation(
+        name="worker-place",
+        file="adapters/launchers.py",
+        edits=(("        runtime.dist = DistEnv(", "        DistEnv("),),
+        tests=(
+            f"{_LAUNCHER_PARTS}::test_process_place_gives_the_facade_its_rank_and_quiets_other_ranks",
+        ),
+        bug="in a process Lightning started, handler._rank/_world_size stay those of one process",
     ),
 )
 
