@@ -16,6 +16,8 @@ from .._autosave_config import AutoSaveSettings
 from .._run_state import SaverBookkeeping
 from ..checkpoint import atomic_save
 from ..checkpoint._atomic import remove_quietly
+from .batch_hooks import PerBatchHooks
+from .trainer_factory import mirror_step_counters
 
 __all__ = ["AutoSaver", "auto_save_name", "should_auto_save"]
 
@@ -59,7 +61,7 @@ def auto_save_name(pattern: str, logs: dict[str, Any], epoch: int) -> str:
     return name if name.endswith(".pth") else name + ".pth"
 
 
-class AutoSaver(ModelCheckpoint):
+class AutoSaver(PerBatchHooks, ModelCheckpoint):
     """Writes full NNHandler checkpoints by the ``auto_save`` rules (SPEC §4).
 
     Saves after global 1-based epochs N, 2N, ... (``interval=N``), after the last epoch of each
@@ -139,6 +141,7 @@ class AutoSaver(ModelCheckpoint):
         previous = self.bookkeeping.last_saved
         # Every rank builds Lightning's part (strategies may gather state); rank 0 writes.
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        mirror_step_counters(checkpoint["loops"], trainer.global_step)
         try:
             if trainer.is_global_zero:
                 os.makedirs(self.settings.save_path, exist_ok=True)

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 
 from ..callbacks.base import HOOKS, Callback
+from .batch_hooks import PerBatchHooks
 from .batches import batch_size_of
 from .epoch_logs import EpochLogs
 
@@ -38,7 +39,7 @@ def _first(batch: Any) -> Any:
     return batch
 
 
-class NativeCallbackBridge(L.Callback):
+class NativeCallbackBridge(PerBatchHooks, L.Callback):
     """One Lightning callback that calls every native callback's overridden hooks.
 
     Batch ``logs`` are built only when some callback overrides that batch hook, so callbacks that
@@ -119,16 +120,33 @@ class NativeCallbackBridge(L.Callback):
         # The stop flag they may set is read by HandlerModule.on_train_epoch_end, which runs next.
         self._call("on_epoch_end", trainer.current_epoch, pl_module.epoch_logs)
 
+    # ---------------------------------------------------------------- batches
+    _NATIVE_BATCH_HOOKS = {
+        "train_batch_started": "on_train_batch_begin",
+        "train_batch_ended": "on_train_batch_end",
+        "val_batch_started": "on_val_batch_begin",
+        "val_batch_ended": "on_val_batch_end",
+    }
+
+    def batch_hooks(self) -> tuple[str, ...]:
+        return tuple(k for k, native in self._NATIVE_BATCH_HOOKS.items() if self._by_hook[native])
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self._by_hook["on_train_batch_begin"]:
-            size = batch_size_of(_first(batch))
-            self._call("on_train_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
+        if self._by_hook["on_train_batch_begin"] and not pl_module.calls_batch_hooks:
+            self.train_batch_started(trainer, pl_module, batch, batch_idx)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._by_hook["on_train_batch_end"]:
-            logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
-            logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})
-            self._call("on_train_batch_end", batch_idx, logs)
+        if self._by_hook["on_train_batch_end"] and not pl_module.calls_batch_hooks:
+            self.train_batch_ended(trainer, pl_module, outputs, batch, batch_idx)
+
+    def train_batch_started(self, trainer, pl_module, batch, batch_idx) -> None:
+        size = batch_size_of(_first(batch))
+        self._call("on_train_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
+
+    def train_batch_ended(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
+        logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})
+        self._call("on_train_batch_end", batch_idx, logs)
 
     # ----------------------------------------------------------- validation
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -142,14 +160,22 @@ class NativeCallbackBridge(L.Callback):
             self._call("on_val_end", logs)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        if self._by_hook["on_val_batch_begin"] and not trainer.sanity_checking:
-            size = batch_size_of(_first(batch))
-            self._call("on_val_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
+        if self._by_hook["on_val_batch_begin"] and not pl_module.calls_batch_hooks:
+            self.val_batch_started(trainer, pl_module, batch, batch_idx)
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
-        if self._by_hook["on_val_batch_end"] and not trainer.sanity_checking:
+        if self._by_hook["on_val_batch_end"] and not pl_module.calls_batch_hooks:
+            self.val_batch_ended(trainer, pl_module, outputs, batch, batch_idx)
+
+    def val_batch_started(self, trainer, pl_module, batch, batch_idx) -> None:
+        if not trainer.sanity_checking:
+            size = batch_size_of(_first(batch))
+            self._call("on_val_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
+
+    def val_batch_ended(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not trainer.sanity_checking:
             logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
             logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})
             self._call("on_val_batch_end", batch_idx, logs)

@@ -103,6 +103,9 @@ class HandlerCLIModule(ExportedHandlerModule):
         epoch_train_and_val_pbar: show per-batch train/validation bars under the epoch bar.
         use_amp: mixed precision with gradient scaling on CUDA (the Trainer's ``precision``
             decides what runs; this records the setting for checkpoints).
+        steps_per_execution: batches per training step in ``handler.train()`` (``"auto"`` or
+            an int; recorded for checkpoints: the CLI's Trainer runs this module one batch per
+            step, with the Trainer's accumulation and clipping).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class HandlerCLIModule(ExportedHandlerModule):
         ddp_kwargs: dict[str, Any] | None = None,
         epoch_train_and_val_pbar: bool = False,
         use_amp: bool = False,
+        steps_per_execution: int | Literal["auto"] = "auto",
     ):
         arguments = {
             name: value

@@ -29,7 +29,9 @@ class EpochLogs(L.Callback):
     Validation values are reduced at the end of validation (so Lightning callbacks monitoring
     ``val_loss`` see them), training values at the end of the training epoch. Then the epoch is
     appended to the history, the scheduler is stepped (after the logs record the epoch's lr), and
-    the values are logged once to Lightning so its callbacks and loggers can read them.
+    the values are handed to Lightning: callbacks read them from ``trainer.callback_metrics``
+    (validation values from the end of validation on), loggers get the epoch's training and
+    validation values in one write at the end of the training epoch.
     """
 
     def __init__(self) -> None:
@@ -56,14 +58,14 @@ class EpochLogs(L.Callback):
         values = pl_module.reduce_stage("val")
         self._val = {f"val_{k}": v for k, v in values.items()}
         pl_module.epoch_logs = dict(self._val)
-        _log(pl_module, self._val)
+        _publish(pl_module, self._val)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         pl_module.reset_stage("val")
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         values = pl_module.reduce_stage("val")
-        _log(pl_module, {f"test_{k}": v for k, v in values.items()})
+        _publish(pl_module, {f"test_{k}": v for k, v in values.items()})
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         logs: dict[str, Any] = {"epoch": trainer.current_epoch + 1}
@@ -79,24 +81,29 @@ class EpochLogs(L.Callback):
         pl_module.history.record(logs, pl_module.metric_names)
         pl_module.epoch_logs = logs
         pl_module.step_scheduler(logs)
-        _log(
-            pl_module, {k: v for k, v in logs.items() if k != "epoch" and not k.startswith("val_")}
-        )
+        values = {k: v for k, v in logs.items() if k != "epoch"}
+        if self._val is None:
+            values = {k: v for k, v in values.items() if not k.startswith("val_")}
+        _publish(pl_module, values, to_loggers=True)
 
 
-def _log(pl_module: Any, values: dict[str, Any]) -> None:
+def _publish(pl_module: Any, values: dict[str, Any], to_loggers: bool = False) -> None:
+    """Hand finite epoch values to Lightning's callbacks (and, with ``to_loggers``, loggers).
+
+    While fitting, the values go straight into ``trainer.callback_metrics`` and one
+    ``log_metrics`` call per epoch: ``log_dict`` would build result objects anew in every fit
+    (most of the fixed cost a ``train()`` call adds to a plain ``Trainer.fit``) and write the
+    validation and training values to the loggers in two calls. ``validate()``/``test()``
+    return what ``log_dict`` records, so they use it.
+    """
     finite = {k: float(v) for k, v in values.items() if not math.isnan(float(v))}
     if not finite:
         return
     trainer = pl_module.trainer
-    if trainer.loggers or trainer.state.fn != "fit":
-        # Loggers, and validate()/test() results, read what log_dict records.
+    if trainer.state.fn != "fit":
         pl_module.log_dict(finite, on_step=False, on_epoch=True, sync_dist=False)
-    else:
-        # While fitting without a logger only callbacks read the values, from callback_metrics;
-        # setting them there skips log_dict's result objects, which Lightning builds anew in
-        # every fit (most of the fixed cost a train() call adds to a plain Trainer.fit).
-        device = pl_module.device
-        trainer.callback_metrics.update(
-            {k: torch.tensor(v, device=device) for k, v in finite.items()}
-        )
+        return
+    device = pl_module.device
+    trainer.callback_metrics.update({k: torch.tensor(v, device=device) for k, v in finite.items()})
+    if to_loggers and trainer.loggers:
+        trainer._logger_connector.log_metrics(finite)

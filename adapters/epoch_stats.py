@@ -40,11 +40,17 @@ class EpochStats:
         self._count += n
 
     def add_metric(self, name: str, value: Any) -> None:
+        total = self._metric_sums.get(name, 0.0)
         if isinstance(value, torch.Tensor):
-            value = value.detach().to(torch.float64).reshape(-1).mean()
+            value = value.detach()
+            # A one-element value adds in place into the float64 sum (one op, no new tensor).
+            value = value.reshape(()) if value.numel() == 1 else value.to(torch.float64).mean()
+            if isinstance(total, torch.Tensor):
+                total.add_(value)
+            else:
+                self._metric_sums[name] = value.to(torch.float64) + total  # a new tensor
         else:
-            value = _number(name, value)
-        self._metric_sums[name] = self._metric_sums.get(name, 0.0) + value
+            self._metric_sums[name] = total + _number(name, value)
         self._metric_counts[name] = self._metric_counts.get(name, 0) + 1
 
     def reduce(self, device: torch.device, all_reduce: Reducer | None = None) -> dict[str, float]:

@@ -46,7 +46,14 @@ class HandlerModule(L.LightningModule):
         eval_modules: submodules kept in eval mode during training.
         debug_print_interval: log the batch loss every N training batches.
         logger: the handler's Python logger.
+        steps: with a :class:`~nn_handler.adapters.manual_steps.ManualSteps`, the module uses
+            manual optimization and ``steps`` does backward, accumulation, clipping, AMP and the
+            optimizer step (``train()``); without, Lightning's automatic optimization does them
+            with the Trainer's settings (the exported module, for any Trainer).
     """
+
+    #: Whether the module calls the per-batch hooks of the handler's own callbacks itself.
+    calls_batch_hooks = False
 
     def __init__(
         self,
@@ -61,6 +68,7 @@ class HandlerModule(L.LightningModule):
         eval_modules: list[nn.Module] | None = None,
         debug_print_interval: int | None = None,
         logger: logging.Logger | None = None,
+        steps: Any = None,
     ):
         super().__init__()
         self.model = model
@@ -92,6 +100,9 @@ class HandlerModule(L.LightningModule):
         self.last_batch_values: dict[str, Any] = {}
         self.epoch_logs: dict[str, Any] = {}
         self._nonfinite_warned = False
+        self.__dict__["steps"] = steps
+        if steps is not None:
+            self.automatic_optimization = False
 
     # Lightning sets ``_current_fx_name`` around every hook call (~30 times a training step) and
     # nn.Module.__setattr__ scans the parameter, buffer and module dicts each time. These names
@@ -146,6 +157,13 @@ class HandlerModule(L.LightningModule):
             module.eval()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        loss = self.train_batch(batch, batch_idx)
+        if self.steps is None:
+            return loss
+        return self.steps.run(self, loss, batch_idx)
+
+    def train_batch(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
+        """Forward, loss and epoch sums of one batch; ``None`` when the loss is not finite."""
         inputs, targets, outputs, loss = self._compute(batch, training=True)
         if not loss.requires_grad:
             raise RuntimeError(
@@ -201,6 +219,10 @@ class HandlerModule(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         return predict_outputs(self.reader, self.model, batch)
 
+    def on_train_start(self) -> None:
+        if self.steps is not None:
+            self.steps.attach(self)
+
     def on_train_epoch_end(self) -> None:
         # Runs after every non-monitoring callback (native ones included) and before the
         # AutoSaver, so a stop requested this epoch still gets its checkpoint. Any rank asking
@@ -249,7 +271,7 @@ class HandlerModule(L.LightningModule):
         if self.scheduler is None:
             return self.optimizer
         config = {"scheduler": self.scheduler, "interval": "epoch", "frequency": 1}
-        if isinstance(self.scheduler, _PLATEAU):
+        if isinstance(self.scheduler, _PLATEAU) and self.automatic_optimization:
             # Lightning requires a monitor for plateau schedulers; stepping is ours (below).
             config.update(monitor="loss", strict=False)
         return {"optimizer": self.optimizer, "lr_scheduler": config}
@@ -267,7 +289,15 @@ class HandlerModule(L.LightningModule):
             self.scheduler.step()
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        super().optimizer_step(*args, **kwargs)
+        super().optimizer_step(*args, **kwargs)  # automatic optimization only
+        self.after_optimizer_step()
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        if self.steps is not None:
+            self.steps.on_before_optimizer_step(optimizer)
+
+    def after_optimizer_step(self) -> None:
+        """Runs after every optimizer step (skipped or not): the EMA update."""
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 from tqdm.std import tqdm as _text_tqdm
 
 from .._epoch_summary import epoch_summary
+from .batch_hooks import PerBatchHooks
 
 __all__ = ["EpochProgressBar"]
 
@@ -40,7 +41,7 @@ def _advance(bar: Tqdm) -> None:
         bar.refresh()
 
 
-class EpochProgressBar(TQDMProgressBar):
+class EpochProgressBar(PerBatchHooks, TQDMProgressBar):
     """One ``Epochs`` bar whose postfix is the epoch summary, as the original shows on rank 0.
 
     Epochs count from 1 and continue across ``train()`` calls (``3/4`` after resuming at epoch
@@ -110,8 +111,19 @@ class EpochProgressBar(TQDMProgressBar):
     def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
         self._batch_bar_for(trainer, "Train", self.total_train_batches)
 
-    def on_train_batch_end(self, *_: Any) -> None:
+    def batch_hooks(self) -> tuple[str, ...]:
+        return ("train_batch_ended", "val_batch_ended") if self.batch_bars else ()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *_: Any) -> None:
+        if not getattr(pl_module, "calls_batch_hooks", False):
+            self.train_batch_ended()
+
+    def train_batch_ended(self, *_: Any) -> None:
         if self._batch_bar is not None:
+            self._batch_bar.update(1)
+
+    def val_batch_ended(self, trainer: L.Trainer, *_: Any) -> None:
+        if self._batch_bar is not None and self._fitting(trainer):
             self._batch_bar.update(1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -146,8 +158,8 @@ class EpochProgressBar(TQDMProgressBar):
     def on_validation_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
         if not self._fitting(trainer):
             super().on_validation_batch_end(trainer, *args, **kwargs)
-        elif self._batch_bar is not None:
-            self._batch_bar.update(1)
+        elif not getattr(args[0], "calls_batch_hooks", False):
+            self.val_batch_ended(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._fitting(trainer):

@@ -16,6 +16,8 @@ __all__ = [
     "accelerator_for",
     "check_trainer_kwargs",
     "continue_from",
+    "manual_steps",
+    "mirror_step_counters",
     "trainer_arguments",
 ]
 
@@ -122,6 +124,19 @@ def trainer_arguments(
     return args
 
 
+def manual_steps(args: dict[str, Any]) -> Any:
+    """Take accumulation and clipping out of the final Trainer arguments ``args`` (the module
+    does them, with manual optimization) and give the Trainer the no-cost profiler unless the
+    user chose one."""
+    from .manual_steps import ManualSteps, StepSettings
+    from .null_profiler import NullProfiler
+
+    steps = ManualSteps(StepSettings.take_from(args))
+    if args.get("profiler") is None:
+        args["profiler"] = NullProfiler()
+    return steps
+
+
 def continue_from(trainer: L.Trainer, epochs_done: int, steps_done: int) -> None:
     """Make a fresh Trainer count epochs and steps on from an earlier run.
 
@@ -137,8 +152,27 @@ def continue_from(trainer: L.Trainer, epochs_done: int, steps_done: int) -> None
     step.total.ready = step.total.completed = steps_done
     zero_grad = loop.automatic_optimization.optim_progress.optimizer.zero_grad
     zero_grad.total.ready = zero_grad.total.started = zero_grad.total.completed = steps_done
+    # trainer.global_step reads this counter when the module uses manual optimization.
+    manual = loop.manual_optimization.optim_step_progress
+    manual.total.ready = manual.total.completed = steps_done
     if epochs_done > 0:
         # As after a checkpoint restore: the train iterator created at fit start serves the first
         # epoch. Otherwise Lightning creates it twice, drawing one more seed from the global RNG
         # than a single long run does, and train(2) + train(2) would differ from train(4).
         trainer.fit_loop._resuming_from_checkpoint = True
+
+
+def mirror_step_counters(loops: dict[str, Any], steps: int) -> None:
+    """Give a dumped loop state ``steps`` optimizer steps in both step counters.
+
+    ``trainer.global_step`` reads the manual-optimization counter for ``train()``'s module and
+    the automatic one for the exported module; a file either writes must resume the other.
+    """
+    fit = loops.get("fit_loop", {})
+    optimizer = fit.get("epoch_loop.automatic_optimization.optim_progress", {}).get("optimizer")
+    manual = fit.get("epoch_loop.manual_optimization.optim_step_progress")
+    if optimizer is None or manual is None:
+        return
+    optimizer["step"]["total"].update(ready=steps, completed=steps)
+    optimizer["zero_grad"]["total"].update(ready=steps, started=steps, completed=steps)
+    manual["total"].update(ready=steps, completed=steps)

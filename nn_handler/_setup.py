@@ -24,6 +24,10 @@ from .enums import ModelType
 __all__ = ["Setup", "TrainOptions", "ReadContext", "check_positive_int"]
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def check_positive_int(name: str, value: Any, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
         low = "a non-negative" if allow_zero else "a positive"
@@ -45,6 +49,7 @@ class TrainOptions:
     save_on_last_epoch: bool = True
     epoch_train_and_val_pbar: bool = False
     trainer_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    steps_per_execution: int | str = "auto"
 
     @classmethod
     def checked(cls, **kwargs: Any) -> TrainOptions:
@@ -67,6 +72,11 @@ class TrainOptions:
             raise ValueError(f"ema_decay must be a float in [0, 1), got {decay!r}.")
         if options.debug_print_interval is not None:
             check_positive_int("debug_print_interval", options.debug_print_interval)
+        steps = options.steps_per_execution
+        if not (steps == "auto" if isinstance(steps, str) else _positive_int(steps)):
+            raise ValueError(
+                f'steps_per_execution must be "auto" or a positive int, got {steps!r}.'
+            )
         if not isinstance(options.trainer_kwargs, Mapping):
             raise TypeError(
                 f"trainer_kwargs must be a dict, got {type(options.trainer_kwargs).__name__}."

@@ -601,6 +601,7 @@ class TrainOptionsCodec(Codec):
         "save_on_last_epoch",
         "epoch_train_and_val_pbar",
         "use_amp",
+        "steps_per_execution",
     )
 
     def to_checkpoint(self, value: Any, problems: list[str]) -> dict[str, Any]:

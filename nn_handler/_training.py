@@ -52,6 +52,8 @@ _QUIET_WARNINGS = (
     r".*The `srun` command is available on your system but is not used.*",
     # Epoch values are reduced across ranks before they are logged: no sync_dist needed.
     r".*when logging on epoch level in distributed setting.*",
+    # Chunked steps (adapters/chunked_module.py) take the `dataloader_iter` step form on purpose.
+    r".*`dataloader_iter`.*",
 )
 
 
@@ -205,8 +207,9 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     from .adapters.callback_bridge import lightning_loggers
     from .adapters.interrupts import plain_python_signals
     from .adapters.launchers import fit_arguments
+    from .adapters.steps_per_execution import build_fit_module, resolve_steps_per_execution
     from .adapters.strategy import strategy_arguments
-    from .adapters.trainer_factory import TrainPlan, continue_from, trainer_arguments
+    from .adapters.trainer_factory import TrainPlan, continue_from, manual_steps, trainer_arguments
 
     options = setup.training
     ensure_ema(state, runtime.module, options.ema_decay, runtime.device)
@@ -223,7 +226,6 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
         progress_bar=options.progress_bar and bars,
         epoch_train_and_val_pbar=options.epoch_train_and_val_pbar and bars,
     )
-    module = build_module(setup, state, runtime)
     callbacks = lightning_callbacks(setup, state, runtime, options.save_on_last_epoch)
     trainer_kwargs = dict(options.trainer_kwargs)
     args = trainer_arguments(
@@ -237,11 +239,17 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     )
     args.update(strategy_arguments(runtime.dist, runtime.device, setup.ddp_kwargs))
     args.update(trainer_kwargs)
+    steps = manual_steps(args)
     state.stop_requested = False
     with quiet_lightning():
         trainer = L.Trainer(**args)
         continue_from(trainer, plan.start_epoch, state.global_step)
         data = fit_arguments(trainer, setup, state, runtime, validate)
+        batches = resolve_steps_per_execution(
+            options.steps_per_execution, trainer, data.get("train_dataloaders"), trainer_kwargs
+        )
+        module_kwargs = module_arguments(setup, state, runtime, options.debug_print_interval)
+        module = build_fit_module(module_kwargs, steps, batches)
         try:
             with plain_python_signals(trainer):
                 trainer.fit(module, **data)

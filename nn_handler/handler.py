@@ -557,11 +557,14 @@ class NNHandler:
         save_on_last_epoch: bool = True,
         epoch_train_and_val_pbar: bool = False,
         trainer_kwargs: dict[str, Any] | None = None,
+        steps_per_execution: int | str = "auto",
     ) -> None:
         """Train for ``epochs`` more epochs (numbering continues from earlier calls).
 
         Validation runs every ``validate_every`` epochs when a validation loader is set (0 or
         ``None`` disables it). ``trainer_kwargs`` go to ``lightning.Trainer`` unchanged.
+        ``steps_per_execution``: batches per Lightning training step (``"auto"``: 16 when no
+        Lightning callback needs every batch, else 1; see docs/performance.md).
         """
         options = TrainOptions.checked(
             validate_every=validate_every or 0,
@@ -574,6 +577,7 @@ class NNHandler:
             save_on_last_epoch=save_on_last_epoch,
             epoch_train_and_val_pbar=epoch_train_and_val_pbar,
             trainer_kwargs={} if trainer_kwargs is None else trainer_kwargs,
+            steps_per_execution=steps_per_execution,
         )
         _training.check_ready(self._setup, self._runtime, epochs, options)
         self._setup = self._setup.replace(training=options)

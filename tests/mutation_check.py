@@ -58,6 +58,7 @@ _EMA = "tests/test_ema.py"
 _TWO_RANKS = "tests/test_ddp_two_ranks.py"
 _CALLBACKS = "tests/test_callbacks.py"
 _LAUNCHER_PARTS = "tests/test_launcher_parts.py"
+_CHUNKED = "tests/test_chunked_steps.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------ checkpointing and resume
@@ -367,6 +368,74 @@ MUTATIONS: tuple[Mutation, ...] = (
             f"{_LAUNCHER_PARTS}::test_process_place_gives_the_facade_its_rank_and_quiets_other_ranks",
         ),
         bug="in a process Lightning started, handler._rank/_world_size stay those of one process",
+    ),
+    # ------------------------- manual optimization, chunked steps (manual_steps, chunked_module)
+    Mutation(
+        name="accumulation-undivided",
+        file="adapters/manual_steps.py",
+        edits=(("                    loss = loss / accumulate", "                    pass"),),
+        tests=(f"{_CHUNKED}::test_manual_optimization_equals_lightnings_automatic",),
+        bug="with gradient accumulation the loss is not divided by the number of batches",
+    ),
+    Mutation(
+        name="backward-under-autocast",
+        file="adapters/manual_steps.py",
+        edits=(
+            (
+                "torch.autocast(plugin.device, enabled=False) if mixed else _NULL",
+                "_NULL",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_amp_with_a_grad_scaler_equals_automatic_on_cpu",),
+        bug="with mixed precision, backward and the step run inside the autocast region",
+    ),
+    Mutation(
+        name="step-hooks-skipped",
+        file="adapters/manual_steps.py",
+        edits=(
+            (
+                "        self.direct = can_step_directly(trainer, module)",
+                "        self.direct = True",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_lightning_step_hooks_run_per_batch_and_per_step",),
+        bug="Lightning callbacks' backward and optimizer-step hooks are never called",
+    ),
+    Mutation(
+        name="chunk-batches-uncounted",
+        file="adapters/chunked_module.py",
+        edits=(
+            (
+                "the others count here.\n                progress.increment_by(1)",
+                "the others count here.\n                pass",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_an_auto_save_at_sixteen_resumes_a_lightning_fit",),
+        bug="Lightning counts chunks, not batches: a checkpoint resumes in the wrong place",
+    ),
+    Mutation(
+        name="chunk-logger-step",
+        file="adapters/chunked_module.py",
+        edits=(
+            (
+                "loop._batches_that_stepped += steps.total.completed - before - step",
+                "pass",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_one_logger_write_per_epoch_at_the_optimizer_step",),
+        bug="loggers get the epoch values at the chunk count instead of the optimizer step",
+    ),
+    Mutation(
+        name="chunk-ignores-stop",
+        file="adapters/chunked_module.py",
+        edits=(
+            (
+                "or (trainer.should_stop and fit_loop._can_stop_early)",
+                "or False",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_a_stop_inside_a_chunk_ends_the_epoch_after_that_batch",),
+        bug="a stop requested inside a chunk ends the epoch only after the chunk",
     ),
 )
 

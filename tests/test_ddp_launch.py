@@ -16,7 +16,15 @@ from torch.utils.data import DataLoader
 SCRIPTS = Path(__file__).resolve().parent / "ddp_scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from common import PER_RANK_BATCH, WORLD, build, datasets, history, run_training  # noqa: E402
+from common import (  # noqa: E402
+    ACCUMULATE,
+    PER_RANK_BATCH,
+    WORLD,
+    build,
+    datasets,
+    history,
+    run_training,
+)
 from models import TinyNet  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -171,6 +179,28 @@ def test_no_lightning_noise_in_the_job_output(job):
     text = proc.stdout + proc.stderr
     assert "sync_dist=True" not in text
     assert "All distributed processes registered" not in text
+
+
+def test_accumulation_clipping_and_ema_match_single_process(tmp_path):
+    """Manual optimization under DDP: gradients averaged over the ranks before every step."""
+    proc = torchrun(tmp_path, "accumulate", timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    reference = build(use_distributed=False, batch_size=PER_RANK_BATCH * WORLD)
+    reference.train(3, progress_bar=False, **ACCUMULATE)
+    for rep in reports:
+        # Several processes: one batch per Lightning step, whatever "auto" would pick.
+        assert rep["module"] == {"class": "HandlerModule", "batches": 1, "automatic": False}
+        # 4 batches a rank and epoch in windows of 3: 2 optimizer steps an epoch.
+        assert rep["global_step"] == reference.run_state.global_step == 6
+    assert reports[0]["weights"] == reports[1]["weights"]
+    got, want = reports[0]["history"], history(reference)
+    assert got["train_losses"] == pytest.approx(want["train_losses"], rel=1e-5)
+    assert got["val_losses"] == pytest.approx(want["val_losses"], rel=1e-5)
+    for name, value in reference.module.state_dict().items():
+        assert reports[0]["weights"][name] == pytest.approx(value.reshape(-1).tolist(), abs=1e-5)
+    for name, value in reference.ema.module.state_dict().items():
+        assert reports[0]["ema"][name] == pytest.approx(value.reshape(-1).tolist(), abs=1e-5)
 
 
 def test_a_crashed_rank_fails_the_job_in_bounded_time(tmp_path):

@@ -70,6 +70,7 @@ SAMPLES = {
         save_on_last_epoch=False,
         debug_print_interval=4,
         epoch_train_and_val_pbar=True,
+        steps_per_execution=4,
     ),
     "ddp_kwargs": lambda h: h.set_model(MLP, ddp_kwargs={"find_unused_parameters": True}),
     "train_data": lambda h: h.set_train_loader(

@@ -138,7 +138,9 @@ def _loop_template(epochs: int, steps: int) -> dict[str, Any]:
             }
         },
         "epoch_loop.manual_optimization.state_dict": {},
-        "epoch_loop.manual_optimization.optim_step_progress": _steps(0, "ready", "completed"),
+        # Both counters: trainer.global_step reads the manual one under manual optimization
+        # (train()), the automatic one otherwise (the exported module).
+        "epoch_loop.manual_optimization.optim_step_progress": _steps(steps, "ready", "completed"),
         "epoch_loop.val_loop.state_dict": {},
         "epoch_loop.val_loop.batch_progress": _batches(),
         "epoch_progress": _batches(epochs, last=None),

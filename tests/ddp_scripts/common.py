@@ -19,6 +19,9 @@ from nn_handler.callbacks import Callback  # noqa: E402
 
 TRAIN_N, VAL_N, PER_RANK_BATCH, WORLD = 64, 37, 8, 2
 STOP_AFTER_EPOCH = 1  # 0-based: the stopper ends the first train() after two epochs
+# Gradient accumulation over 3 of the 4 batches per epoch (a full and a partial window),
+# clipping and an EMA: the module's manual optimization under DDP.
+ACCUMULATE = dict(gradient_accumulation_steps=3, gradient_clipping_norm=0.3, ema_decay=0.9)
 
 
 def datasets() -> tuple[TensorDataset, TensorDataset]:

@@ -3,7 +3,8 @@
 Usage: ddp_job.py OUT_DIR MODE, MODE one of
   full   training parity, sampler checks, predict, checkpoint, DDP utilities;
   train  training only, with the launcher probe (the SLURM tests);
-  crash  rank 1 raises in its third training batch while rank 0 waits for its gradients.
+  crash  rank 1 raises in its third training batch while rank 0 waits for its gradients;
+  accumulate  train(3) with accumulation, clipping and an EMA (steps_per_execution="auto").
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
-from common import PER_RANK_BATCH, build, datasets, history, run_training  # noqa: E402
+from common import (  # noqa: E402
+    ACCUMULATE,
+    PER_RANK_BATCH,
+    build,
+    datasets,
+    history,
+    run_training,
+)
 from torch.utils.data import DataLoader, DistributedSampler  # noqa: E402
 
 from nn_handler.utils import (  # noqa: E402
@@ -57,6 +65,17 @@ class Probe(L.Callback):
         loaders = trainer.val_dataloaders
         self.seen["val_sampler"] = type(loaders.sampler).__name__
         self.seen["val_samples_here"] = len(loaders.sampler)
+
+
+class ModuleKind(L.Callback):
+    """Which module class trained, and how many batches per Lightning step."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.seen = {
+            "class": type(pl_module).__name__,
+            "batches": getattr(pl_module, "steps_per_execution", 1),
+            "automatic": pl_module.automatic_optimization,
+        }
 
 
 def _flat(t: torch.Tensor) -> list:
@@ -164,6 +183,18 @@ def main() -> None:
 
         handler.set_loss_fn(crashing_loss)
         handler.train(3, progress_bar=False)
+        return
+    if mode == "accumulate":
+        which = ModuleKind()
+        handler.add_callback(which)
+        handler.train(3, progress_bar=False, **ACCUMULATE)
+        report["module"] = which.seen
+        report["history"] = history(handler)
+        report["global_step"] = handler.run_state.global_step
+        report["weights"] = {k: _flat(v) for k, v in handler.module.state_dict().items()}
+        report["ema"] = {k: _flat(v) for k, v in handler.ema.module.state_dict().items()}
+        (out / f"rank{rank}.json").write_text(json.dumps(report))
+        dist.barrier()
         return
     probe = Probe(handler.train_loader.sampler)
     run_training(handler, [probe])

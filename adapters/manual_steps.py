@@ -1,0 +1,239 @@
+"""Backward, gradient accumulation, clipping, AMP scaling and the optimizer step of ``train()``.
+
+The generated module trains with Lightning's *manual* optimization; this module does what
+Lightning's automatic optimization did before, with the same numbers:
+
+- the loss is divided by the accumulation count ``A`` before ``backward``; gradients are zeroed
+  at the first batch of each window (``batch_idx % A == 0``); the optimizer steps after every
+  ``A``-th batch of the epoch and after its last batch (a partial window);
+- gradients are clipped (by norm or value) right before the step, after AMP unscaling;
+- a batch whose loss was not finite (SPEC §3.4) has no backward; with a ``GradScaler`` its
+  optimizer step is skipped, without one the optimizer steps on what the window gathered (as
+  before); either way the step counts and the EMA is updated;
+- every optimizer step counts in ``trainer.global_step`` and is followed by the EMA update.
+
+Two ways to run a step. The *direct* way calls ``backward`` and ``optimizer.step`` itself and
+counts the step in Lightning's progress: used on one device with plain or mixed precision when
+no callback or the module needs Lightning's backward and optimizer hooks. Otherwise the
+*Lightning* way goes through ``manual_backward`` and the ``LightningOptimizer`` (hooks, DDP's
+backward preparation, other precision plugins), and clipping happens in the module's
+``on_before_optimizer_step`` hook, where automatic optimization clipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.trainer import call
+
+__all__ = ["STEP_HOOKS", "ManualSteps", "StepSettings", "overrides"]
+
+_NULL = contextlib.nullcontext()
+
+
+# Hooks that run around backward and the optimizer step; the direct way skips them.
+STEP_HOOKS = (
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+)
+_MODULE_STEP_HOOKS = STEP_HOOKS + ("backward", "optimizer_zero_grad", "configure_gradient_clipping")
+_ALGORITHMS = ("norm", "value")
+
+
+def overrides(obj: Any, base: type, hooks: tuple[str, ...]) -> list[str]:
+    """The ``hooks`` that ``obj``'s class defines differently from ``base``."""
+    cls = type(obj)
+    return [h for h in hooks if getattr(cls, h, None) is not getattr(base, h, None)]
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """How gradients become optimizer steps.
+
+    Attributes:
+        accumulate: batches per optimizer step (``gradient_accumulation_steps``).
+        clip_val: clip gradients at this norm (or value); ``None`` or 0 does not clip.
+        clip_algorithm: ``"norm"`` or ``"value"``.
+    """
+
+    accumulate: int = 1
+    clip_val: float | None = None
+    clip_algorithm: str = "norm"
+
+    @classmethod
+    def take_from(cls, trainer_args: dict[str, Any]) -> StepSettings:
+        """Remove Lightning's accumulation and clipping arguments from ``trainer_args``.
+
+        Lightning refuses them with manual optimization; they come from ``train()``'s options
+        or from ``trainer_kwargs``, which may override them.
+
+        Raises:
+            ValueError: a value Lightning would also refuse, named.
+        """
+        accumulate = trainer_args.pop("accumulate_grad_batches", 1)
+        clip = trainer_args.pop("gradient_clip_val", None)
+        algorithm = trainer_args.pop("gradient_clip_algorithm", None) or "norm"
+        if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+            raise ValueError(
+                f"accumulate_grad_batches must be a positive int, got {accumulate!r} "
+                "(use train(gradient_accumulation_steps=N))."
+            )
+        if clip is not None and (
+            isinstance(clip, bool) or not isinstance(clip, numbers.Real) or clip < 0
+        ):
+            raise ValueError(f"gradient_clip_val must be a non-negative number, got {clip!r}.")
+        algorithm = str(algorithm).lower()
+        if algorithm not in _ALGORITHMS:
+            raise ValueError(
+                f"gradient_clip_algorithm must be 'norm' or 'value', got {algorithm!r}."
+            )
+        return cls(int(accumulate), float(clip) if clip else None, algorithm)
+
+
+class ManualSteps:
+    """Turns each training batch's loss into backward passes and optimizer steps.
+
+    Built once per ``train()`` call; :meth:`attach` reads the Trainer when training starts.
+
+    Args:
+        settings: accumulation and clipping.
+    """
+
+    def __init__(self, settings: StepSettings | None = None):
+        self.settings = settings or StepSettings()
+        self.direct = True
+        self._trainer: Any = None
+
+    # ----------------------------------------------------------------- setup
+    def attach(self, module: L.LightningModule) -> None:
+        """Read the Trainer's optimizer, precision and progress counters (``on_train_start``)."""
+        trainer = module.trainer
+        # Lightning's own bookkeeping (steps for the loggers, when to zero before validation,
+        # resume arithmetic) then counts optimizer steps as automatic optimization did; the
+        # configuration check that refuses this value has already passed, and Lightning's own
+        # GradientAccumulationScheduler sets it the same way.
+        trainer.accumulate_grad_batches = self.settings.accumulate
+        self._trainer = trainer
+        self._loop = trainer.fit_loop.epoch_loop
+        self.count = self._loop.manual_optimization.optim_step_progress
+        self._optimizer = trainer.optimizers[0]
+        self._lightning_optimizer = trainer.strategy._lightning_optimizers[0]
+        plugin = trainer.precision_plugin
+        self._plugin = plugin
+        mixed = isinstance(plugin, MixedPrecision)
+        self._scaler = plugin.scaler if mixed else None
+        # Backward and the step ran outside the autocast region with automatic optimization.
+        # (An autocast object may be entered again once exited.)
+        self._outside_autocast = torch.autocast(plugin.device, enabled=False) if mixed else _NULL
+        self.direct = can_step_directly(trainer, module)
+
+    # ------------------------------------------------------------------ step
+    def run(
+        self,
+        module: Any,
+        loss: torch.Tensor | None,
+        batch_idx: int,
+        step: bool | None = None,
+    ) -> torch.Tensor | None:
+        """Backward for one batch (``loss`` is ``None`` for a skipped batch), then the optimizer
+        step if the window ends here (``step``; by default Lightning's own rule, from its batch
+        counters). Returns the loss divided by the accumulation count (what Lightning hands to
+        ``on_train_batch_end`` as ``outputs``)."""
+        accumulate = self.settings.accumulate
+        with self._outside_autocast:
+            if batch_idx % accumulate == 0:
+                self._zero_grad(batch_idx)
+            if loss is not None:
+                # x / 1 == x exactly, also in backward: one op per step saved.
+                if accumulate != 1:
+                    loss = loss / accumulate
+                self._backward(module, loss)
+            if step is None:
+                step = not self._loop._should_accumulate()
+            if step:
+                self._step(module, skipped=loss is None)
+        return loss
+
+    def _zero_grad(self, batch_idx: int) -> None:
+        optimizer = self._optimizer
+        if self.direct:
+            optimizer.zero_grad()
+            return
+        trainer = self._trainer
+        call._call_callback_hooks(trainer, "on_before_zero_grad", optimizer)
+        call._call_lightning_module_hook(trainer, "on_before_zero_grad", optimizer)
+        call._call_lightning_module_hook(
+            trainer, "optimizer_zero_grad", trainer.current_epoch, batch_idx, optimizer
+        )
+
+    def _backward(self, module: Any, loss: torch.Tensor) -> None:
+        if not self.direct:
+            module.manual_backward(loss)
+        elif self._scaler is not None:
+            self._scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def _step(self, module: Any, skipped: bool) -> None:
+        scaler = self._scaler
+        if skipped and scaler is not None:
+            # The scaler has nothing to unscale: no step, but it counts and the hooks before
+            # a step run, as with automatic optimization.
+            if not self.direct:
+                trainer, optimizer = self._trainer, self._optimizer
+                call._call_callback_hooks(trainer, "on_before_optimizer_step", optimizer)
+                call._call_lightning_module_hook(trainer, "on_before_optimizer_step", optimizer)
+            self.count.increment_ready()
+            self.count.increment_completed()
+        elif self.direct:
+            self.count.increment_ready()
+            optimizer = self._optimizer
+            if scaler is not None:
+                if not _optimizer_handles_unscaling(optimizer):
+                    scaler.unscale_(optimizer)
+                self.clip(optimizer)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                self.clip(optimizer)
+                optimizer.step()
+            self.count.increment_completed()
+        else:
+            # Lightning counts the step; clipping runs in on_before_optimizer_step (below).
+            self._lightning_optimizer.step()
+        module.after_optimizer_step()
+
+    def clip(self, optimizer: Any) -> None:
+        """Clip the gradients of ``optimizer``'s parameters as the Trainer would."""
+        settings = self.settings
+        if settings.clip_val:
+            self._plugin.clip_gradients(optimizer, settings.clip_val, settings.clip_algorithm)
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """The module's hook: the Lightning way clips here, after AMP unscaling."""
+        if not self.direct:
+            self.clip(optimizer)
+
+
+def can_step_directly(trainer: L.Trainer, module: Any) -> bool:
+    """Whether backward and the step may skip Lightning's hooks: one device, plain or mixed
+    precision, and no callback or module method that hooks into them."""
+    from .module import HandlerModule
+
+    if type(trainer.strategy) is not SingleDeviceStrategy:
+        return False
+    if type(trainer.precision_plugin) not in (Precision, MixedPrecision):
+        return False
+    if overrides(module, HandlerModule, _MODULE_STEP_HOOKS):
+        return False
+    return not any(overrides(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks)

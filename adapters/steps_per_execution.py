@@ -1,0 +1,132 @@
+"""``train(steps_per_execution=...)``: how many batches one Lightning training step runs.
+
+``"auto"`` runs :data:`AUTO_BATCHES` batches per step when nothing can tell the difference from
+one batch per step, and one otherwise; an int asks for that many. Whatever is asked, some runs
+need one batch per step (:func:`why_one_batch`), and get it with a warning when more was asked.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import SingleDeviceStrategy
+
+from .manual_steps import STEP_HOOKS, ManualSteps
+
+__all__ = [
+    "AUTO_BATCHES",
+    "build_fit_module",
+    "hooked_callbacks",
+    "resolve_steps_per_execution",
+    "why_one_batch",
+]
+
+#: Batches per Lightning step that ``"auto"`` picks when it may.
+AUTO_BATCHES = 16
+
+# Lightning calls these once per chunk; a callback that overrides one makes "auto" pick 1.
+BATCH_HOOKS = (
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+)
+_MODULE_BATCH_HOOKS = BATCH_HOOKS + (
+    "on_before_batch_transfer",
+    "transfer_batch_to_device",
+    "on_after_batch_transfer",
+)
+
+
+def _defines(cls: type, base: type, hooks: tuple[str, ...]) -> list[str]:
+    return [h for h in hooks if getattr(cls, h, None) is not getattr(base, h, None)]
+
+
+def _quiet_checkpoint(callback: Any) -> bool:
+    """A ``ModelCheckpoint`` that saves by epoch only does nothing in its batch hook."""
+    return (
+        isinstance(callback, ModelCheckpoint)
+        and not callback._every_n_train_steps
+        and callback._train_time_interval is None
+    )
+
+
+def hooked_callbacks(callbacks: list[Any]) -> list[str]:
+    """``Class.hook`` for every batch, backward or optimizer-step hook that ``callbacks``
+    override, the handler's own per-batch callbacks excepted."""
+    from .batch_hooks import PerBatchHooks
+
+    found = []
+    for cb in callbacks:
+        if isinstance(cb, PerBatchHooks):
+            continue
+        hooks = STEP_HOOKS if _quiet_checkpoint(cb) else BATCH_HOOKS + STEP_HOOKS
+        found += [f"{type(cb).__name__}.{h}" for h in _defines(type(cb), L.Callback, hooks)]
+    return found
+
+
+def why_one_batch(trainer: L.Trainer, train_loader: Any, trainer_kwargs: dict[str, Any]) -> str:
+    """Why this run must take one batch per Lightning step ("" when it need not)."""
+    if trainer.world_size > 1 or type(trainer.strategy) is not SingleDeviceStrategy:
+        # DDP's reducer expects one backward per forward of the module it wraps.
+        return f"the {type(trainer.strategy).__name__} runs {trainer.world_size} process(es)"
+    if type(trainer.precision_plugin) not in (Precision, MixedPrecision):
+        return f"the precision plugin {type(trainer.precision_plugin).__name__} steps itself"
+    try:
+        len(train_loader)
+    except TypeError:
+        return "the training loader has no length (its last batch is known only after it)"
+    if trainer.max_steps != -1:
+        return "max_steps may end training inside a chunk"
+    interval = trainer_kwargs.get("val_check_interval")
+    if interval is not None and not (isinstance(interval, float) and interval == 1.0):
+        return "val_check_interval validates inside the epoch"
+    if trainer_kwargs.get("check_val_every_n_epoch", 1) is None:
+        return "check_val_every_n_epoch=None validates by steps"
+    return ""
+
+
+def resolve_steps_per_execution(
+    requested: str | int,
+    trainer: L.Trainer,
+    train_loader: Any,
+    trainer_kwargs: dict[str, Any],
+    module_class: type | None = None,
+) -> int:
+    """The number of batches per Lightning step for this run (see the module docstring)."""
+    from .module import HandlerModule
+
+    reason = why_one_batch(trainer, train_loader, trainer_kwargs)
+    if requested == "auto":
+        if reason:
+            return 1
+        if _defines(module_class or HandlerModule, HandlerModule, _MODULE_BATCH_HOOKS):
+            return 1
+        if hooked_callbacks(trainer.callbacks):
+            return 1
+        if isinstance(trainer_kwargs.get("log_every_n_steps"), int):
+            return 1
+        return AUTO_BATCHES
+    if requested > 1 and reason:
+        warnings.warn(
+            f"steps_per_execution={requested} runs as 1 batch per step: {reason}.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return 1
+    return int(requested)
+
+
+def build_fit_module(module_kwargs: dict[str, Any], steps: ManualSteps, batches: int) -> Any:
+    """The module ``train()`` fits: per batch, or chunked when ``batches`` > 1."""
+    if batches > 1:
+        from .chunked_module import ChunkedHandlerModule
+
+        return ChunkedHandlerModule(steps_per_execution=batches, steps=steps, **module_kwargs)
+    from .module import HandlerModule
+
+    return HandlerModule(steps=steps, **module_kwargs)
