@@ -379,8 +379,12 @@ class Report:
 
     Row formats (parsed by the smoke test, easy to grep)::
 
-        time  <way>  wall <ms> <unit>  cpu <ms> <unit>  (min wall <ms>, n=<runs>)
-        ratio <a>/<b>  wall <x.xxx>  cpu <x.xxx>  [target <= <t>: wall met|missed, cpu met|missed]
+        time  <way>  wall <ms> <unit>  cpu <ms> <unit>  (wall spread <ms>-<ms>, n=<runs>)
+        ratio <a>/<b>  wall <x.xxx>  cpu <x.xxx>  [spread <x.xxx>-<x.xxx>]
+              [target <= <t>: wall met|missed, cpu met|missed]
+
+    A time row's spread is the range of the per-run medians; a ratio row's spread is the range
+    of the wall-clock ratios of the runs made in the same round of the alternation.
         value <name>  <number> <unit>  [target <= <t>: met|missed]
         note  <text>
     """
@@ -395,6 +399,7 @@ class Report:
             "ratios": {},
             "values": {},
             "notes": [],
+            "spreads": {},
             "torch": torch.__version__,
             "lightning": L.__version__,
         }
@@ -403,17 +408,29 @@ class Report:
     def times(self, runs: dict[str, Samples], unit: str = "ms/step") -> dict[str, dict[str, float]]:
         """Rows for each way's median over runs (seconds in, ms out); return ``clock -> way``."""
         med: dict[str, dict[str, float]] = {"wall": {}, "cpu": {}}
+        self._runs = runs
         for way, samples in runs.items():
             for clock in med:
                 med[clock][way] = statistics.median(samples[clock])
             self.data["times"][way] = {c: med[c][way] for c in med}
+            wall = samples["wall"]
+            self.data["spreads"][way] = [min(wall), max(wall)]
             print(
                 f"  time  {way:<14} wall {_ms(med['wall'][way]):>9} {unit}  cpu "
-                f"{_ms(med['cpu'][way]):>9} {unit}  (min wall {_ms(min(samples['wall']))}, "
-                f"n={len(samples['wall'])})",
+                f"{_ms(med['cpu'][way]):>9} {unit}  (wall spread {_ms(min(wall))}-"
+                f"{_ms(max(wall))}, n={len(wall)})",
                 flush=True,
             )
         return med
+
+    def _ratio_spread(self, name: str) -> tuple[float, float] | None:
+        """Range of ``a/b`` over the alternation's rounds, when ``name`` is two timed ways."""
+        runs = getattr(self, "_runs", {})
+        a, _, b = name.partition("/")
+        if a not in runs or b not in runs or len(runs[a]["wall"]) != len(runs[b]["wall"]):
+            return None
+        per_round = [x / y for x, y in zip(runs[a]["wall"], runs[b]["wall"]) if y]
+        return (min(per_round), max(per_round)) if per_round else None
 
     def ratio(
         self,
@@ -429,6 +446,10 @@ class Report:
         line = f"  ratio {name:<26} {label} {wall:7.3f}"
         if cpu is not None:
             line += f"  cpu {cpu:7.3f}"
+        spread = self._ratio_spread(name)
+        if spread is not None:
+            self.data["ratios"][name]["spread"] = list(spread)
+            line += f"  spread {spread[0]:.3f}-{spread[1]:.3f}"
         if target is not None:
             line += f"  target <= {target:g}: {label} {_verdict(wall, target)}"
             if cpu is not None:

@@ -23,7 +23,45 @@ from ._common import (
     synthetic,
 )
 
-__all__ = ["add_floor_argument", "add_step_arguments", "run_steps"]
+__all__ = [
+    "add_floor_argument",
+    "add_handler_arguments",
+    "add_step_arguments",
+    "handler_options",
+    "run_steps",
+]
+
+
+def _batches_per_step(text: str) -> str | int:
+    if text == "auto":
+        return text
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 'auto' or a positive int")
+    return value
+
+
+def handler_options(k: str | int) -> dict[str, Any]:
+    """``train()`` keyword arguments for K (none for "auto", the default: the scripts then also
+    run on versions of nn_handler from before the option, to compare)."""
+    return {} if k == "auto" else {"steps_per_execution": k}
+
+
+def add_handler_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--steps-per-execution`` and ``--also-k1`` (the nn_handler way's batches per step)."""
+    parser.add_argument(
+        "--steps-per-execution",
+        type=_batches_per_step,
+        default="auto",
+        metavar="K",
+        help="train(steps_per_execution=K) for the nn_handler way (default: auto)",
+    )
+    parser.add_argument(
+        "--also-k1",
+        action="store_true",
+        help="also time nn_handler_k1: nn_handler with steps_per_execution=1 (one batch per "
+        "Lightning step)",
+    )
 
 
 def add_step_arguments(parser: argparse.ArgumentParser, batch: int, loader: str) -> None:
@@ -38,6 +76,7 @@ def add_step_arguments(parser: argparse.ArgumentParser, batch: int, loader: str)
         "loader time, so framework overhead weighs more); device: shuffled index tensors on the "
         "data's device, one gather per batch (for data held on the GPU)",
     )
+    add_handler_arguments(parser)
 
 
 def add_floor_argument(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +131,8 @@ def run_steps(
         steps = math.ceil(len(ds) / args.batch)
         title = (
             f"MLP {'-'.join(map(str, sizes))}, batch {args.batch}, {len(ds)} samples "
-            f"({steps} steps/epoch), Adam, {args.loader} loader, {device}"
+            f"({steps} steps/epoch), Adam, {args.loader} loader, {device}, nn_handler "
+            f"steps_per_execution={args.steps_per_execution}"
             + (", AMP fp16" if amp else "")
             + ", training only"
         )
@@ -120,18 +160,25 @@ def run_steps(
             trainer.fit(module, DataLoader(ds, **loader_kwargs(ds, args.batch, args.loader)))
             return step_samples(clock.stamps, steps)
 
-        def handler() -> dict[str, list[float]]:
+        def handler(k: str | int = args.steps_per_execution) -> dict[str, list[float]]:
             h = make_handler(sizes, ds, loader_kwargs(ds, args.batch, args.loader), device=device)
             clock = EpochClock()
             h.add_callback(clock)
-            h.train(args.epochs, progress_bar=False, use_amp=amp)
+            h.train(args.epochs, progress_bar=False, use_amp=amp, **handler_options(k))
             return step_samples(clock.stamps, steps)
 
         ways = {"raw": raw, "lightning": lightning, "nn_handler": handler}
         if getattr(args, "floor", False):
             ways["lightning_bare"] = lambda: lightning(bare=True)
+        if args.also_k1:
+            ways["nn_handler_k1"] = lambda: handler(1)
         medians = report.times(alternate(ways, args.reps))
         report.standard_ratios(medians, raw_target)
+        if "nn_handler_k1" in medians["wall"]:
+            w, c = medians["wall"], medians["cpu"]
+            report.ratio(
+                "nn_handler_k1/raw", w["nn_handler_k1"] / w["raw"], c["nn_handler_k1"] / c["raw"]
+            )
         if "lightning_bare" in medians["wall"]:
             w, c = medians["wall"], medians["cpu"]
             report.ratio(

@@ -7,7 +7,8 @@ model and optimizer state atomically (temp file, fsync, rename) every epoch; pla
 ``ModelCheckpoint(every_n_epochs=1, save_top_k=-1)``; nn_handler uses ``add_metric``,
 ``auto_save(1, ...)`` and its ``TensorBoardLogger`` callback.
 
-``python -m benchmarks.bench_full_epoch [--reps N] [--epochs E]``
+``python -m benchmarks.bench_full_epoch [--reps N] [--epochs E] [--steps-per-execution K]
+[--also-k1]``
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ._common import (
     step_samples,
     synthetic,
 )
+from ._steps import add_handler_arguments, handler_options
 
 TARGET = 1.15
 
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--val-samples", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=64)
+    add_handler_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.samples, args.val_samples, args.reps, args.epochs = 256, 128, 1, 2
@@ -80,7 +83,8 @@ def _run(args: Any) -> dict[str, Any]:
     report = Report(
         "full_epoch",
         f"MLP {'-'.join(map(str, TINY))}, batch {args.batch}, {len(train)} train + {len(val)} "
-        f"val samples ({steps} steps/epoch), every epoch: {', '.join(parts)}",
+        f"val samples ({steps} steps/epoch), every epoch: {', '.join(parts)}; nn_handler "
+        f"steps_per_execution={args.steps_per_execution}",
         args.json,
     )
     for part, why in missing.items():
@@ -150,7 +154,7 @@ def _run(args: Any) -> dict[str, Any]:
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
-    def handler() -> dict[str, list[float]]:
+    def handler(k: str | int = args.steps_per_execution) -> dict[str, list[float]]:
         out = tempfile.mkdtemp(prefix="bench_nn_")
         h = make_handler(TINY, train, {"batch_size": args.batch, "shuffle": True})
         h.set_val_loader(val, batch_size=args.batch)
@@ -164,15 +168,21 @@ def _run(args: Any) -> dict[str, Any]:
         clock = EpochClock()
         h.add_callback(clock)
         try:
-            h.train(args.epochs, progress_bar=False)
+            h.train(args.epochs, progress_bar=False, **handler_options(k))
             return step_samples(clock.stamps, steps)
         finally:
             shutil.rmtree(out, ignore_errors=True)
 
-    medians = report.times(
-        alternate({"raw": raw, "lightning": lightning, "nn_handler": handler}, args.reps)
-    )
+    ways = {"raw": raw, "lightning": lightning, "nn_handler": handler}
+    if args.also_k1:
+        ways["nn_handler_k1"] = lambda: handler(1)
+    medians = report.times(alternate(ways, args.reps))
     report.standard_ratios(medians, TARGET)
+    if args.also_k1:
+        w, c = medians["wall"], medians["cpu"]
+        report.ratio(
+            "nn_handler_k1/raw", w["nn_handler_k1"] / w["raw"], c["nn_handler_k1"] / c["raw"]
+        )
     return report.finish()
 
 

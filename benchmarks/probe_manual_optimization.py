@@ -4,8 +4,9 @@ Run: python -m benchmarks.probe_manual_optimization
 
 Prints the median per-step time of a raw loop and of two plain LightningModules without any
 logging, one with automatic and one with manual optimization, and their ratios to raw. The result
-is recorded in docs/performance.md (it does not: the cost is Lightning's loop, not its
-optimizer closure).
+is recorded in docs/performance.md: manual optimization alone saves about a tenth of a raw
+step; most of Lightning's cost is paid per Lightning step, which chunked steps
+(``train(steps_per_execution=...)``) pay once per several batches.
 """
 
 from __future__ import annotations
