@@ -27,3 +27,16 @@ def clean_env(drop_slurm: bool = False) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in LAUNCHER_VARIABLES and not (drop_slurm and k.startswith("SLURM_"))
     }
+
+
+def job_output(proc, keep: int = 3000) -> str:
+    """A failed job's output for an assertion message: its first traceback and its end.
+
+    The end alone shows only the launcher tearing down the other ranks; the cause is the first
+    rank's traceback, near the start.
+    """
+    text = (proc.stdout or "") + (proc.stderr or "")
+    first = text.find("Traceback")
+    if len(text) <= 2 * keep or first < 0 or first >= len(text) - keep:
+        return text[-2 * keep :]
+    return text[first : first + keep] + "\n[...]\n" + text[-keep:]

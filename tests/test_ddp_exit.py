@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env
+from launch_env import clean_env, job_output
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_the_group_is_destroyed_at_exit_only_when_nn_handler_created_it(
     tmp_path, mode, alive_at_exit
 ):
     proc, reports = owner_job(tmp_path, mode)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     assert [r["initialized_at_exit"] for r in reports] == [alive_at_exit] * 2
     assert "Traceback" not in proc.stderr  # e.g. nothing raised by a second destroy
 

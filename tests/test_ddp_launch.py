@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launch_env import clean_env
+from launch_env import clean_env, job_output
 from torch.utils.data import DataLoader
 
 SCRIPTS = Path(__file__).resolve().parent / "ddp_scripts"
@@ -51,7 +51,7 @@ def job(tmp_path_factory):
     """One launch, many checks: the reports of both ranks."""
     out = tmp_path_factory.mktemp("ddp_full")
     proc = torchrun(out, "full", timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
     return out, reports, proc
 
@@ -184,7 +184,7 @@ def test_no_lightning_noise_in_the_job_output(job):
 def test_accumulation_clipping_and_ema_match_single_process(tmp_path):
     """Manual optimization under DDP: gradients averaged over the ranks before every step."""
     proc = torchrun(tmp_path, "accumulate", timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     reference = build(use_distributed=False, batch_size=PER_RANK_BATCH * WORLD)
     reference.train(3, progress_bar=False, **ACCUMULATE)

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env
+from launch_env import clean_env, job_output
 
 from nn_handler.launch import first_host, gpus_per_node, torchrun_arguments
 
@@ -167,7 +167,7 @@ def test_standalone_two_cpu_processes(tmp_path):
     proc = subprocess.run(
         cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
     )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     assert "nn_handler_run: 1 node(s) [default] x 2 process(es) [--nproc-per-node]" in proc.stderr
     reports = _reports(tmp_path / "out", 2)
     for r, rep in enumerate(reports):

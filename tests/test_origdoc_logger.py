@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env
+from launch_env import clean_env, job_output
 
 from nn_handler.logger import initialize_logger
 
@@ -100,7 +100,7 @@ def test_only_rank_zero_gets_a_logger_under_torchrun(tmp_path):
         text=True,
         timeout=180,
     )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     reports = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["logger"] for r in reports] == [True, False]
     lines = (tmp_path / "training_logs" / "run_001.log").read_text().splitlines()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from h5_files import write_embeddings, write_images
-from launch_env import clean_env
+from launch_env import clean_env, job_output
 
 pytest.importorskip("h5py")
 
@@ -184,7 +184,7 @@ def run_h5_job(tmp_path: Path, mode: str) -> list[dict]:
         mode,
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert proc.returncode == 0, job_output(proc)
     return [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(2)]
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env
+from launch_env import clean_env, job_output
 
 HERE = Path(__file__).resolve().parent
 JOB = HERE / "ddp_scripts" / "ddp_job.py"
@@ -108,7 +108,7 @@ def test_srun_two_tasks(slurm_cluster, tmp_path):
         "train",
     ]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     _check_job(_reports(tmp_path / "out"))
 
 
@@ -154,7 +154,7 @@ def test_srun_nn_handler_run(slurm_cluster, tmp_path):
         str(tmp_path / "out"),
     ]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 0, job_output(proc)
     # Nodes, node rank and rendezvous came from SLURM: c10d on the job's first node.
     assert (
         "1 node(s) [SLURM_STEP_NUM_NODES]" in proc.stderr
