@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # A launcher's variables in the test process would leak into the job and confuse its ranks.
 LAUNCHER_VARIABLES = (
@@ -27,6 +28,19 @@ def clean_env(drop_slurm: bool = False) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in LAUNCHER_VARIABLES and not (drop_slurm and k.startswith("SLURM_"))
     }
+
+
+def torchrun(script, *args, nproc: int = 2) -> list[str]:
+    """The command that runs ``script args`` in ``nproc`` local processes under torchrun."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        str(script),
+        *map(str, args),
+    ]
 
 
 def job_output(proc, keep: int = 3000) -> str:

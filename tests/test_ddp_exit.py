@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env, job_output
+from launch_env import clean_env, job_output, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +30,7 @@ def test_the_ddp_example_exits_0_three_times_in_a_row():
 def owner_job(out: Path, mode: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
     env = clean_env()
     env["OMP_NUM_THREADS"] = "1"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(TESTS / "ddp_scripts" / "exit_owner.py"),
-        str(out),
-        mode,
-    ]
+    command = torchrun(TESTS / "ddp_scripts" / "exit_owner.py", out, mode)
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     return proc, reports

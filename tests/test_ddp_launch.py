@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from launch_env import clean_env, job_output
+from launch_env import torchrun as torchrun_command
 from torch.utils.data import DataLoader
 
 SCRIPTS = Path(__file__).resolve().parent / "ddp_scripts"
@@ -33,16 +34,7 @@ pytestmark = pytest.mark.slow
 def torchrun(out: Path, mode: str, timeout: float, extra_env=None) -> subprocess.CompletedProcess:
     env = clean_env()
     env.update(extra_env or {})
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={WORLD}",
-        str(SCRIPTS / "ddp_job.py"),
-        str(out),
-        mode,
-    ]
+    cmd = torchrun_command(SCRIPTS / "ddp_job.py", out, mode, nproc=WORLD)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

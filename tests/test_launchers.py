@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env
+from launch_env import clean_env, torchrun
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +49,8 @@ def jobs(tmp_path_factory):
     out = tmp_path_factory.mktemp("launchers")
     env = clean_env()
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     commands = {
-        "torchrun": [*torchrun, "--nproc_per_node=2", str(SCRIPT), str(out), "torchrun"],
+        "torchrun": torchrun(SCRIPT, out, "torchrun"),
         "workers": [sys.executable, str(SCRIPT), str(out), ",".join(WORKER_MODES)],
         # Lightning runs this script again as rank 1: alone in its process.
         "subprocess": [sys.executable, str(SCRIPT), str(out), "subprocess"],

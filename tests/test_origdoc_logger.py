@@ -6,11 +6,10 @@ import json
 import logging
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from launch_env import clean_env, job_output
+from launch_env import clean_env, job_output, torchrun
 
 from nn_handler.logger import initialize_logger
 
@@ -91,9 +90,8 @@ def test_bad_input():
 @pytest.mark.slow
 def test_only_rank_zero_gets_a_logger_under_torchrun(tmp_path):
     env = clean_env(drop_slurm=True)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     proc = subprocess.run(
-        [*cmd, str(JOB), str(tmp_path / "out")],
+        torchrun(JOB, tmp_path / "out"),
         cwd=tmp_path,
         env=env,
         capture_output=True,

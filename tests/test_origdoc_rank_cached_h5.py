@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from h5_files import write_embeddings, write_images
-from launch_env import clean_env, job_output
+from launch_env import clean_env, job_output, torchrun
 
 pytest.importorskip("h5py")
 
@@ -173,16 +173,7 @@ def run_h5_job(tmp_path: Path, mode: str) -> list[dict]:
     write_embeddings(tmp_path / "data" / "features.h5", n=21)
     env = clean_env(drop_slurm=True)
     env.update(NN_HANDLER_DDP_TIMEOUT="90", OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(JOB),
-        str(tmp_path / "out"),
-        mode,
-    ]
+    cmd = torchrun(JOB, tmp_path / "out", mode)
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, job_output(proc)
     return [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(2)]

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "ddp_torchrun.py"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from launch_env import clean_env  # noqa: E402
+from launch_env import clean_env, torchrun  # noqa: E402
 
 _SIGNALLED = re.compile(r"exitcode\s*:\s*(-\d+)")
 
@@ -37,16 +37,7 @@ def run_once(epochs: int, timeout_s: float, nproc: int = 2) -> dict:
     """One torchrun job of the example: exit code, seconds, and any rank killed by a signal."""
     env = clean_env()
     env.setdefault("OMP_NUM_THREADS", "1")
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        str(EXAMPLE),
-        "--epochs",
-        str(epochs),
-    ]
+    command = torchrun(EXAMPLE, "--epochs", epochs, nproc=nproc)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="ddp_exit_") as cwd:
         try:

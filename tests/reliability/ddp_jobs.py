@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import torch
-from launch_env import clean_env
+from launch_env import clean_env, torchrun
 
 from nn_handler import NNHandler
 
@@ -30,16 +30,7 @@ def launch(out: Path, mode: str, timeout_s: float) -> subprocess.Popen:
     out.mkdir(parents=True, exist_ok=True)
     env = clean_env()
     env["NN_HANDLER_DDP_TIMEOUT"] = str(timeout_s)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(HERE / "ddp_fault.py"),
-        str(out),
-        mode,
-    ]
+    command = torchrun(HERE / "ddp_fault.py", out, mode)
     with open(out / "log.txt", "w") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
