@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 # A launcher's variables in the test process would leak into the job and confuse its ranks.
@@ -44,13 +45,20 @@ def torchrun(script, *args, nproc: int = 2) -> list[str]:
 
 
 def job_output(proc, keep: int = 3000) -> str:
-    """A failed job's output for an assertion message: its first traceback and its end.
+    """A failed job's output for an assertion message: each rank's exception, its first
+    traceback and its end.
 
-    The end alone shows only the launcher tearing down the other ranks; the cause is the first
-    rank's traceback, near the start.
+    The end alone shows only the launcher tearing down the other ranks; the cause is the failing
+    rank's exception, somewhere in the middle.
     """
     text = (proc.stdout or "") + (proc.stderr or "")
+    raised = [
+        line
+        for line in text.splitlines()
+        if re.match(r"(\[rank\d+\]: )?[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", line)
+    ]
+    head = "exceptions raised:\n" + "\n".join(raised[:20]) + "\n\n" if raised else ""
     first = text.find("Traceback")
     if len(text) <= 2 * keep or first < 0 or first >= len(text) - keep:
-        return text[-2 * keep :]
-    return text[first : first + keep] + "\n[...]\n" + text[-keep:]
+        return head + text[-2 * keep :]
+    return head + text[first : first + keep] + "\n[...]\n" + text[-keep:]
