@@ -29,7 +29,12 @@ def test_integration_with_nnhandler():
 
     # Set the train loader with the dataset and worker initialization function
     handler.set_train_loader(
-        dataset, batch_size=32, shuffle=True, num_workers=4, worker_init_fn=h5_worker_init_fn
+        dataset,
+        batch_size=32,
+        shuffle=True,
+        num_workers=4,
+        worker_init_fn=h5_worker_init_fn,
+        persistent_workers=True,  # ADAPTED: see docs/data.md, "Worker processes"
     )
 
     loader = handler.train_loader

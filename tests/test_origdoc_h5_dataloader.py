@@ -186,7 +186,12 @@ def test_with_nnhandler_and_two_workers(files):
     handler = NNHandler(ImageNet)
     dataset = H5LazyDataset("data/my_dataset.h5", "images", "labels", y_dtype=np.int64)
     handler.set_train_loader(
-        dataset, batch_size=8, shuffle=True, num_workers=2, worker_init_fn=h5_worker_init_fn
+        dataset,
+        batch_size=8,
+        shuffle=True,
+        num_workers=2,
+        worker_init_fn=h5_worker_init_fn,
+        persistent_workers=True,  # ADAPTED: see docs/data.md, "Worker processes"
     )
     handler.set_optimizer(torch.optim.SGD, lr=0.01)
     handler.set_loss_fn(torch.nn.functional.cross_entropy)

@@ -74,6 +74,7 @@ def rank_cached() -> dict:
         sampler=sampler,
         num_workers=2,  # ADAPTED: 4 -> 2 (a 2-core test machine)
         pin_memory=False,
+        persistent_workers=True,  # ADAPTED: see docs/data.md, "Worker processes"
     )
     model = ImageNet()  # ADAPTED: YourModel().cuda() -> a small CPU model
     model = DDP(model)  # ADAPTED: device_ids=[local_rank] is for GPUs
@@ -155,6 +156,7 @@ def readme() -> dict:
         sampler=sampler,
         num_workers=2,  # ADAPTED: 4 -> 2
         pin_memory=False,  # Already pinned in dataset
+        persistent_workers=True,  # ADAPTED: see docs/data.md, "Worker processes"
     )
     # ADAPTED: "for epoch in range(num_epochs): sampler.set_epoch(epoch); # Training code..."
     # is handler.train(num_epochs): Lightning calls set_epoch before every epoch.
