@@ -1,8 +1,9 @@
 """Reading the original NNHandler's documentation pages, the contract our drop-in is held to.
 
-The pages are not part of this repository (they are the original project's text): they sit in the
-workplace's ``shared/spec/original-docs``, found by walking up from the repository, or at
-``$NN_HANDLER_ORIGINAL_DOCS``. Tests that need them skip when they are absent.
+The pages are not part of this repository (they are the original project's text): they sit in
+the workplace's ``shared/spec/original-docs``, found by walking up from the repository (or from
+the local repository it was cloned from), or at ``$NN_HANDLER_ORIGINAL_DOCS``. Tests that need
+them skip when they are absent.
 
 Three kinds of checks read a page's ```python blocks:
 - examples run as a user would run them (:func:`run_blocks`), with named, listed adaptations;
@@ -41,11 +42,30 @@ def find_docs() -> Path | None:
     env = os.environ.get("NN_HANDLER_ORIGINAL_DOCS")
     if env:
         return Path(env)
-    for folder in (ROOT, *ROOT.parents):
-        candidate = folder / "shared" / "spec" / "original-docs"
-        if candidate.is_dir():
-            return candidate
+    for start in (ROOT, _local_origin()):
+        for folder in (start, *start.parents) if start else ():
+            candidate = folder / "shared" / "spec" / "original-docs"
+            if candidate.is_dir():
+                return candidate
     return None
+
+
+def _local_origin() -> Path | None:
+    """The repository this checkout was cloned from, when that is a folder on this machine (a
+    clean clone made for CI sits outside the workplace, its origin inside)."""
+    import subprocess
+
+    try:
+        url = subprocess.run(
+            ["git", "-C", str(ROOT), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    path = Path(url.removeprefix("file://"))
+    return path.resolve() if url and path.is_dir() else None
 
 
 DOCS = find_docs()
