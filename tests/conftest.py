@@ -27,6 +27,16 @@ def _isolated_cwd(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """torch uses one intra-op thread during the test: with tiny tensors more threads only add
+    contention on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def cls_data():
     """A learnable 3-class problem: 192 samples, 8 features."""
     g = torch.Generator().manual_seed(0)

@@ -26,22 +26,17 @@ from torch.utils.data import IterableDataset, TensorDataset
 
 from nn_handler import VESDE, Callback, NNHandler, denoising_score_matching
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:The `srun` command is available",
-    "ignore:.*isinstance\\(treespec, LeafSpec\\)",
-    "ignore:Be aware that when using `ckpt_path`",
-)
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.filterwarnings(
+        "ignore:The `srun` command is available",
+        "ignore:.*isinstance\\(treespec, LeafSpec\\)",
+        "ignore:Be aware that when using `ckpt_path`",
+    ),
+]
 
 N, BATCH, VAL_BATCH = 100, 8, 16  # 13 training batches (the last one of 4), 7 validation batches
 TRAIN_BATCHES, VAL_BATCHES = math.ceil(N / BATCH), math.ceil(N / VAL_BATCH)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Score(nn.Module):

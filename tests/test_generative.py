@@ -20,18 +20,11 @@ from nn_handler import VESDE, VPSDE, NNHandler, denoising_score_matching
 from nn_handler.generative import sliced_wasserstein
 from nn_handler.generative.sde import broadcast_time
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 VE_KW = {"sigma_min": 0.01, "sigma_max": 20.0}
 VP_KW = {"beta_min": 0.1, "beta_max": 20.0}
 SDES = {"ve": (VESDE, VE_KW), "vp": (VPSDE, VP_KW)}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: intra-op threads only add contention on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ExactGaussianScore(nn.Module):

@@ -17,15 +17,9 @@ from torch.distributions import Independent, Normal
 
 from nn_handler import VESDE, VPSDE, NNHandler
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA_MEAN, DATA_STD = 0.5, 1.5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ScoreModelsStyleVE:
