@@ -67,8 +67,6 @@ class ChunkedHandlerModule(HandlerModule):
         progress = loop.batch_progress
         steps = self.steps.count
         before = steps.total.completed
-        accumulate = self.steps.settings.accumulate
-        total = trainer.num_training_batches
         started = self._calls["train_batch_started"]
         ended = self._calls["train_batch_ended"]
         out = None
@@ -89,11 +87,10 @@ class ChunkedHandlerModule(HandlerModule):
             for hook in started:
                 hook(trainer, self, batch, batch_idx)
             self.on_train_batch_start(batch, batch_idx)
-            # Lightning's rules, from its counters: the epoch's last batch, and the optimizer
-            # steps after every `accumulate`-th batch and after the last one.
-            ready = progress.current.ready
-            last = progress.is_last_batch or ready == total
-            step = last or ready % accumulate == 0
+            # Lightning's own rules, read from its counters: the epoch's last batch, and whether
+            # the optimizer steps after this one.
+            last = loop._num_ready_batches_reached()
+            step = not loop._should_accumulate()
             out = self.steps.run(self, self.train_batch(batch, batch_idx), batch_idx, step)
             for hook in ended:
                 hook(trainer, self, out, batch, batch_idx)

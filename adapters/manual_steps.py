@@ -34,7 +34,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.trainer import call
 
-__all__ = ["STEP_HOOKS", "ManualSteps", "StepSettings", "overrides"]
+__all__ = ["STEP_HOOKS", "ManualSteps", "StepSettings", "overrides", "plain_single_device"]
 
 _NULL = contextlib.nullcontext()
 
@@ -46,7 +46,6 @@ STEP_HOOKS = (
     "on_before_optimizer_step",
     "on_before_zero_grad",
 )
-_MODULE_STEP_HOOKS = STEP_HOOKS + ("backward", "optimizer_zero_grad", "configure_gradient_clipping")
 _ALGORITHMS = ("norm", "value")
 
 
@@ -135,7 +134,10 @@ class ManualSteps:
         # Backward and the step ran outside the autocast region with automatic optimization.
         # (An autocast object may be entered again once exited.)
         self._outside_autocast = torch.autocast(plugin.device, enabled=False) if mixed else _NULL
-        self.direct = can_step_directly(trainer, module)
+        self._unscale = self._scaler is not None and not _optimizer_handles_unscaling(
+            self._optimizer
+        )
+        self.direct = can_step_directly(trainer)
 
     # ------------------------------------------------------------------ step
     def run(
@@ -199,7 +201,7 @@ class ManualSteps:
             self.count.increment_ready()
             optimizer = self._optimizer
             if scaler is not None:
-                if not _optimizer_handles_unscaling(optimizer):
+                if self._unscale:
                     scaler.unscale_(optimizer)
                 self.clip(optimizer)
                 scaler.step(optimizer)
@@ -225,15 +227,17 @@ class ManualSteps:
             self.clip(optimizer)
 
 
-def can_step_directly(trainer: L.Trainer, module: Any) -> bool:
-    """Whether backward and the step may skip Lightning's hooks: one device, plain or mixed
-    precision, and no callback or module method that hooks into them."""
-    from .module import HandlerModule
+def plain_single_device(trainer: L.Trainer) -> bool:
+    """One process on one device, with Lightning's plain or mixed precision plugin."""
+    return type(trainer.strategy) is SingleDeviceStrategy and type(trainer.precision_plugin) in (
+        Precision,
+        MixedPrecision,
+    )
 
-    if type(trainer.strategy) is not SingleDeviceStrategy:
-        return False
-    if type(trainer.precision_plugin) not in (Precision, MixedPrecision):
-        return False
-    if overrides(module, HandlerModule, _MODULE_STEP_HOOKS):
-        return False
-    return not any(overrides(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks)
+
+def can_step_directly(trainer: L.Trainer) -> bool:
+    """Whether backward and the step may skip Lightning's hooks: :func:`plain_single_device`
+    and no callback that hooks into them."""
+    return plain_single_device(trainer) and not any(
+        overrides(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks
+    )

@@ -12,10 +12,8 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.plugins.precision import MixedPrecision, Precision
-from lightning.pytorch.strategies import SingleDeviceStrategy
 
-from .manual_steps import STEP_HOOKS, ManualSteps
+from .manual_steps import STEP_HOOKS, ManualSteps, overrides, plain_single_device
 
 __all__ = [
     "AUTO_BATCHES",
@@ -29,21 +27,12 @@ __all__ = [
 AUTO_BATCHES = 16
 
 # Lightning calls these once per chunk; a callback that overrides one makes "auto" pick 1.
-BATCH_HOOKS = (
+LIGHTNING_BATCH_HOOKS = (
     "on_train_batch_start",
     "on_train_batch_end",
     "on_validation_batch_start",
     "on_validation_batch_end",
 )
-_MODULE_BATCH_HOOKS = BATCH_HOOKS + (
-    "on_before_batch_transfer",
-    "transfer_batch_to_device",
-    "on_after_batch_transfer",
-)
-
-
-def _defines(cls: type, base: type, hooks: tuple[str, ...]) -> list[str]:
-    return [h for h in hooks if getattr(cls, h, None) is not getattr(base, h, None)]
 
 
 def _quiet_checkpoint(callback: Any) -> bool:
@@ -64,18 +53,20 @@ def hooked_callbacks(callbacks: list[Any]) -> list[str]:
     for cb in callbacks:
         if isinstance(cb, PerBatchHooks):
             continue
-        hooks = STEP_HOOKS if _quiet_checkpoint(cb) else BATCH_HOOKS + STEP_HOOKS
-        found += [f"{type(cb).__name__}.{h}" for h in _defines(type(cb), L.Callback, hooks)]
+        hooks = STEP_HOOKS if _quiet_checkpoint(cb) else LIGHTNING_BATCH_HOOKS + STEP_HOOKS
+        found += [f"{type(cb).__name__}.{h}" for h in overrides(cb, L.Callback, hooks)]
     return found
 
 
 def why_one_batch(trainer: L.Trainer, train_loader: Any, trainer_kwargs: dict[str, Any]) -> str:
     """Why this run must take one batch per Lightning step ("" when it need not)."""
-    if trainer.world_size > 1 or type(trainer.strategy) is not SingleDeviceStrategy:
-        # DDP's reducer expects one backward per forward of the module it wraps.
-        return f"the {type(trainer.strategy).__name__} runs {trainer.world_size} process(es)"
-    if type(trainer.precision_plugin) not in (Precision, MixedPrecision):
-        return f"the precision plugin {type(trainer.precision_plugin).__name__} steps itself"
+    if not plain_single_device(trainer):
+        # DDP's reducer expects one backward per forward of the module it wraps; other
+        # precision plugins step themselves.
+        return (
+            f"the {type(trainer.strategy).__name__} runs {trainer.world_size} process(es) "
+            f"with the precision plugin {type(trainer.precision_plugin).__name__}"
+        )
     try:
         len(train_loader)
     except TypeError:
@@ -95,16 +86,11 @@ def resolve_steps_per_execution(
     trainer: L.Trainer,
     train_loader: Any,
     trainer_kwargs: dict[str, Any],
-    module_class: type | None = None,
 ) -> int:
     """The number of batches per Lightning step for this run (see the module docstring)."""
-    from .module import HandlerModule
-
     reason = why_one_batch(trainer, train_loader, trainer_kwargs)
     if requested == "auto":
         if reason:
-            return 1
-        if _defines(module_class or HandlerModule, HandlerModule, _MODULE_BATCH_HOOKS):
             return 1
         if hooked_callbacks(trainer.callbacks):
             return 1

@@ -13,6 +13,7 @@ __all__ = [
     "check_name",
     "check_save_path",
     "settings_for_resume",
+    "write_location_refused",
 ]
 
 DEFAULT_NAME = "model_epoch{epoch:02d}"
@@ -130,15 +131,28 @@ def settings_for_resume(
         settings = AutoSaveSettings.from_state_dict(state)
     except (TypeError, ValueError) as err:
         return AutoSaveSettings(), f"its auto-save settings are invalid ({err})"
-    here = os.path.realpath(os.path.dirname(os.path.abspath(checkpoint_file)))
-    there = os.path.realpath(os.path.abspath(settings.save_path))
-    relative = not os.path.isabs(settings.save_path) and ".." not in _parts(settings.save_path)
-    if here != there and not relative:
-        return AutoSaveSettings(), (
-            f"its auto-save directory {settings.save_path!r} is neither the directory the "
-            f"checkpoint was loaded from ({here!r}) nor a folder of the working directory"
-        )
+    refused = write_location_refused(settings.save_path, checkpoint_file)
+    if refused:
+        return AutoSaveSettings(), f"its auto-save directory {refused}"
     return settings, None
+
+
+def write_location_refused(path: str, checkpoint_file: str) -> str | None:
+    """Why a loaded checkpoint may not choose ``path`` as a place to write (``None`` if it may).
+
+    It may choose the directory it was loaded from (or a path in it) and relative paths that stay
+    inside the working directory (no ``..``); anything else is the file's choice of where we
+    write, and refused.
+    """
+    here = os.path.realpath(os.path.dirname(os.path.abspath(checkpoint_file)))
+    there = os.path.realpath(os.path.abspath(path))
+    relative = not os.path.isabs(path) and ".." not in _parts(path)
+    if relative or there == here or there.startswith(here + os.sep):
+        return None
+    return (
+        f"{path!r} is neither in the directory the checkpoint was loaded from ({here!r}) nor "
+        "inside the working directory"
+    )
 
 
 def _parts(path: str) -> list[str]:

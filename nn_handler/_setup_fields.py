@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import _config_values as cfg
-from ._autosave_config import AutoSaveSettings, settings_for_resume
+from ._autosave_config import AutoSaveSettings, settings_for_resume, write_location_refused
 from ._component import Component, same_value
 from ._data import DataSlot
 from ._loss import LossSpec
@@ -55,12 +55,10 @@ def _is_sampler_class(obj: Any) -> bool:
     )
 
 
-def _callback_bases() -> tuple[type, ...]:
-    from lightning.pytorch.callbacks import Callback as LightningCallback
-
+def _callback_base() -> type:
     from .callbacks.base import Callback
 
-    return (Callback, LightningCallback)
+    return Callback
 
 
 KINDS = {
@@ -74,7 +72,8 @@ KINDS = {
     ),
     "sde": Kind("a valid SDE class (marginal_prob, sigma, prior)", _is_sde_class),
     "sampler": Kind("a valid sampler class (sample, save, load)", _is_sampler_class),
-    "callback": Kind("a valid callback class", _subclass(_callback_bases)),
+    # Only native callbacks are stored with their arguments; Lightning callbacks are named only.
+    "callback": Kind("an nn_handler callback class", _subclass(_callback_base)),
 }
 
 
@@ -326,6 +325,15 @@ class DeviceCodec(PlainCodec):
 
 
 # ------------------------------------------------------------------------ loss
+# Loss functions a file may pass its own arguments to: torch's (tensors in, tensor out).
+_LOSS_MODULES = ("torch.nn.functional",)
+
+
+def _known_loss(fn: Any) -> bool:
+    """A loss module (built from a kind-checked class) or a function of :data:`_LOSS_MODULES`."""
+    return isinstance(fn, nn.Module) or getattr(fn, "__module__", None) in _LOSS_MODULES
+
+
 class LossCodec(Codec):
     def to_checkpoint(self, value: LossSpec | None, problems: list[str]) -> dict[str, Any]:
         if value is None:
@@ -347,6 +355,13 @@ class LossCodec(Codec):
             kwargs = _refs.decode_kwargs(ckpt.get("loss_fn_kwargs"), "loss_fn_kwargs", ctx.trust)
             if fn is None and ckpt.get("loss_fn") is not None:
                 fn = _refs.decode_callable(ckpt["loss_fn"], "loss_fn", ctx.trust)
+                if kwargs and not ctx.trust and not _known_loss(fn):
+                    # A function and its arguments, both chosen by the file: a partial.
+                    raise Unresolvable(
+                        f"the file names the function {getattr(fn, '__module__', '?')}."
+                        f"{getattr(fn, '__qualname__', fn)} and the arguments "
+                        f"{sorted(kwargs)} to call it with; trust_checkpoint=True rebuilds it"
+                    )
         except Unresolvable as err:
             ctx.warn(f"Loss not restored: {err}. Pass loss_fn= to load or call set_loss_fn(...).")
             return None
@@ -498,7 +513,10 @@ class CallbacksCodec(Codec):
                     )
                     if cls is None:
                         raise Unresolvable("no class stored")
-                    cb = _build_callback(cls, _refs.decode_kwargs(init.get(key), key, ctx.trust))
+                    kwargs = _refs.decode_kwargs(init.get(key), key, ctx.trust)
+                    if not ctx.trust:
+                        _check_write_locations(kwargs, ctx.file)
+                    cb = _build_callback(cls, kwargs)
             except (Unresolvable, TypeError) as err:
                 unmatched.append(f"{key} ({err})")
                 continue
@@ -546,6 +564,22 @@ class CallbacksCodec(Codec):
         return len(native_a) == len(native_b) and all(
             _same_callable(x, y) for x, y in zip(native_a, native_b)
         )
+
+
+# Callback arguments that name where the callback writes.
+_PATH_ARGUMENTS = ("filepath", "log_dir")
+
+
+def _check_write_locations(kwargs: dict[str, Any], checkpoint_file: str) -> None:
+    """A callback rebuilt from a file writes only where a loaded auto-save may."""
+    for name in _PATH_ARGUMENTS:
+        value = kwargs.get(name)
+        if isinstance(value, str):
+            refused = write_location_refused(value, checkpoint_file)
+            if refused:
+                raise Unresolvable(
+                    f"its {name} {refused}; pass the callback to load or use trust_checkpoint=True"
+                )
 
 
 def _build_callback(cls: type, kwargs: dict[str, Any]) -> Any:

@@ -394,7 +394,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         file="adapters/manual_steps.py",
         edits=(
             (
-                "        self.direct = can_step_directly(trainer, module)",
+                "        self.direct = can_step_directly(trainer)",
                 "        self.direct = True",
             ),
         ),

@@ -52,3 +52,11 @@ class PlainSampler(Sampler):
 
 def accuracy(outputs, targets):
     return (outputs.argmax(1) == targets).float().mean()
+
+
+def marking_loss(outputs, targets, path=None):
+    """A loss that writes ``path`` when called with it: a file-chosen argument that acts."""
+    if path is not None:
+        with open(path, "w") as f:
+            f.write("called")
+    return torch.nn.functional.cross_entropy(outputs, targets)

@@ -209,3 +209,17 @@ def test_a_set_without_the_handler_keys_is_not_a_checkpoint(saved):
     _write_manifest(saved, manifest)
     with pytest.raises(ValueError, match="not an NNHandler checkpoint"):
         NNHandler.load(saved)
+
+
+def test_a_newer_format_is_refused_as_for_one_file(saved):
+    from nn_handler.checkpoint import FORMAT_VERSION
+
+    target = saved / "checkpoint_format.pth"
+    torch.save(FORMAT_VERSION + 1, target)
+    manifest = _manifest(saved)
+    manifest["sizes"]["checkpoint_format"] = target.stat().st_size
+    _write_manifest(saved, manifest)
+    with pytest.raises(
+        ValueError, match=rf"'run' was written in checkpoint format {FORMAT_VERSION + 1}"
+    ):
+        NNHandler.load(saved)

@@ -384,3 +384,72 @@ def test_cli_ckpt_path_runs_nothing(base, tmp_path, monkeypatch):
     for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
         os.environ.pop(key, None)
     shutil.rmtree(tmp_path / "lightning_logs", ignore_errors=True)
+
+
+# ------------------------------------------------ arguments the file chooses for what it names
+def _quiet(**kwargs) -> NNHandler:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return NNHandler.load(**kwargs)
+
+
+def _train_once(h: NNHandler) -> None:
+    x = torch.randn(16, 8)
+    h.set_train_loader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=16)
+    h.train(1, progress_bar=False)
+
+
+def test_a_file_chosen_loss_function_gets_no_file_chosen_arguments(base, tmp_path):
+    ckpt, _ = base
+    canary = tmp_path / "CALLED"
+    evil = dict(ckpt)
+    evil["loss_fn"] = {MARK: "ref", "path": "safety_parts:marking_loss"}
+    evil["loss_fn_kwargs"] = {"path": str(canary)}
+    torch.save(evil, tmp_path / "evil.pth")
+    with pytest.warns(UserWarning, match=r"Loss not restored.*marking_loss.*\['path'\]"):
+        safe = NNHandler.load(str(tmp_path / "evil.pth"))
+    assert safe.loss_fn is None and not canary.exists()
+    # Passing the function is the user's choice: the stored arguments then apply.
+    from safety_parts import marking_loss
+
+    given = NNHandler.load(str(tmp_path / "evil.pth"), loss_fn=marking_loss)
+    assert given.loss_fn_kwargs == {"path": str(canary)}
+    trusted = _quiet(path=str(tmp_path / "evil.pth"), trust_checkpoint=True)
+    _train_once(trusted)
+    assert canary.read_text() == "called"
+    # torch's own loss functions keep their stored arguments without trust.
+    plain = _quiet(path=str(base[1] / "good.pth"))
+    assert plain.loss_fn is torch.nn.functional.cross_entropy
+    assert plain.loss_fn_kwargs == {"label_smoothing": 0.1}
+
+
+def test_a_file_rebuilds_no_lightning_callback_and_chooses_no_callback_output(base, tmp_path):
+    ckpt, _ = base
+    elsewhere = tmp_path / "elsewhere"
+    evil = dict(ckpt)
+    evil["callback_classes"] = {
+        "ModelCheckpoint": "lightning.pytorch.callbacks.model_checkpoint:ModelCheckpoint",
+        "TensorBoard": "nn_handler.callbacks.tensorboard:TensorBoardLogger",
+        "ModelCheckpoint#1": "nn_handler.callbacks.model_checkpoint:ModelCheckpoint",
+    }
+    evil["callback_kwargs"] = {
+        "ModelCheckpoint": {"dirpath": str(elsewhere)},
+        "TensorBoard": {"log_dir": str(elsewhere / "logs")},
+        "ModelCheckpoint#1": {"filepath": "ckpts/best.pth"},  # relative, inside: allowed
+    }
+    evil["callback_states"] = {}
+    (tmp_path / "here").mkdir()
+    torch.save(evil, tmp_path / "here" / "evil.pth")
+    with pytest.warns(UserWarning, match="not restored") as caught:
+        safe = NNHandler.load(str(tmp_path / "here" / "evil.pth"))
+    message = " ".join(str(w.message) for w in caught)
+    assert "an nn_handler callback class" in message and "log_dir" in message
+    assert [type(c).__name__ for c in safe.callbacks] == ["ModelCheckpoint"]
+    assert safe.callbacks[0].filepath == "ckpts/best.pth"
+    trusted = _quiet(path=str(tmp_path / "here" / "evil.pth"), trust_checkpoint=True)
+    assert sorted(type(c).__module__ for c in trusted.callbacks) == [
+        "nn_handler.callbacks.model_checkpoint",
+        "nn_handler.callbacks.tensorboard",
+    ]

@@ -50,6 +50,19 @@ def test_a_flipped_zip64_disk_count_names_the_file(saved):
             load("flipped.pth")
 
 
+def test_the_legacy_opt_in_does_not_read_a_damaged_file_unchecked(saved):
+    """allow_legacy_pickle is for pickles that need code; a damaged file keeps its error
+    instead of being unpickled without the checksum check."""
+    data = bytearray(open(saved, "rb").read())
+    index = data.rfind(b"PK\x01\x02") // 2  # inside a stored record, before the directory
+    data[index] ^= 0xFF
+    with open("flipped.pth", "wb") as f:
+        f.write(data)
+    for kwargs in ({}, {"allow_legacy_pickle": True}):
+        with pytest.raises(ValueError, match="'flipped.pth' is corrupted: the checksum"):
+            NNHandler.load("flipped.pth", **kwargs)
+
+
 def test_a_fifo_is_refused_before_it_is_opened():
     os.mkfifo("pipe.pth")
 

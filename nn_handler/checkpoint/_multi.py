@@ -135,7 +135,8 @@ def read_multi_file(directory: str | os.PathLike, map_location: Any = "cpu") -> 
 
     Raises:
         FileNotFoundError: a file the manifest lists is missing.
-        ValueError: a damaged manifest, a file of the wrong size, or a corrupted file.
+        ValueError: a damaged manifest, a file of the wrong size, a corrupted file, or a format
+            newer than this version reads.
     """
     directory = os.fspath(directory)
     manifest = _manifest(directory)
@@ -153,4 +154,5 @@ def read_multi_file(directory: str | os.PathLike, map_location: Any = "cpu") -> 
                 "the file was truncated or replaced."
             )
         state[key] = _read.read_file(path, map_location)
+    _read.check_format(state, repr(directory))
     return state

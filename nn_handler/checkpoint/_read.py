@@ -20,6 +20,7 @@ __all__ = [
     "describe",
     "require_regular_file",
     "check_format",
+    "NeedsCode",
 ]
 
 _HANDLER_KEYS = ("model_state_dict", "model_class")
@@ -148,12 +149,16 @@ def check_format(ckpt: dict[str, Any], where: str) -> None:
         )
 
 
+class NeedsCode(ValueError):
+    """The file is a pickle that runs code to load (what ``allow_legacy_pickle`` opts in to)."""
+
+
 def _load(path: str, map_location: Any, mmap: bool) -> dict[str, Any]:
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err) or _globals_named(err):
-            raise ValueError(
+            raise NeedsCode(
                 f"{path!r} is a pickle that needs to run code to load{_globals_named(err)}. "
                 "nn_handler only reads files that torch.load(weights_only=True) accepts. If this "
                 "is a checkpoint written by the original NNHandler and you trust its source, load "

@@ -50,7 +50,8 @@ def _read_object(path: str, map_location: Any, allow_legacy_pickle: bool) -> Any
         return _multi.read_multi_file(path, map_location)
     try:
         return _read.read_file(path, map_location)
-    except ValueError:
+    except _read.NeedsCode:
+        # Only a file that needs code: a damaged or newer file keeps its own error.
         if not allow_legacy_pickle:
             raise
         from ._legacy import read_legacy
