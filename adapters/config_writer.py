@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import warnings
 from typing import Any
 
@@ -21,6 +20,7 @@ import yaml
 from .._config_values import ConfigExportError, Report
 from .._runtime import Runtime
 from .._setup import Setup, TrainOptions
+from ..checkpoint._atomic import atomic_write
 from .trainer_factory import accelerator_for, check_trainer_kwargs
 
 __all__ = ["ConfigExportError", "build_config", "write_config"]
@@ -121,20 +121,4 @@ def write_config(
         header.append("# NOT WRITABLE (null below; fill in by hand):")
         header.extend(f"#   {p}" for p in problems)
     text = "\n".join(header) + "\n" + yaml.safe_dump(config, sort_keys=False)
-    _atomic_write(os.fspath(path), text)
-
-
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(os.fspath(path), lambda f: f.write(text.encode("utf-8")), what="config")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -250,6 +251,11 @@ def test_export_config_reports_what_has_no_import_path(cls_data, tmp_path):
     assert config["model"]["loss"] is None
     assert config["data"]["init_args"]["train_dataset"] is None
     assert config["trainer"]["max_epochs"] == 2
+    # Written like any file (mode from the umask, not a temp file's 0600), nothing left beside it.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml"]
 
 
 def test_export_config_writes_classes_and_train_arguments(tmp_path):
