@@ -30,7 +30,8 @@ _DATAMODULE_PATH = "nn_handler.adapters.datamodule.HandlerDataModule"
 
 def _options(setup: Setup, train_args: dict[str, Any]) -> TrainOptions:
     """The last ``train()``'s options with ``train_args`` (``train()``'s names) replacing some."""
-    current = dataclasses.asdict(setup.training)
+    # Not dataclasses.asdict: it deep-copies trainer_kwargs (loggers, callbacks) for nothing.
+    current = {f.name: getattr(setup.training, f.name) for f in dataclasses.fields(TrainOptions)}
     unknown = set(train_args) - set(current)
     if unknown:
         raise TypeError(
