@@ -55,11 +55,11 @@ def created_group() -> Any:
     return group if distributed_c10d._get_default_group() is group else None
 
 
-def destroy_created_group(timeout_s: float | None = None) -> bool:
+def destroy_created_group() -> bool:
     """Destroy the default process group if nn_handler created it and it is still alive.
 
     Safe to call any number of times; never raises. If the destruction takes longer than
-    ``timeout_s`` (default :data:`TEARDOWN_TIMEOUT_S`; a backend waiting for a dead peer) the
+    :data:`TEARDOWN_TIMEOUT_S` (a backend waiting for a dead peer) the
     process exits with status 1 instead of hanging: the watchdog is :mod:`faulthandler`'s C
     thread, which fires even while the destruction holds the GIL, and prints every thread's stack.
 
@@ -75,9 +75,7 @@ def destroy_created_group(timeout_s: float | None = None) -> bool:
 
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    faulthandler.dump_traceback_later(
-        TEARDOWN_TIMEOUT_S if timeout_s is None else timeout_s, exit=True
-    )
+    faulthandler.dump_traceback_later(TEARDOWN_TIMEOUT_S, exit=True)
     try:
         tdist.destroy_process_group()
     except Exception as err:  # noqa: BLE001 - at exit a failed teardown must not mask the result

@@ -68,9 +68,6 @@ class Component:
         kwargs = {k: OWN_MODULE if v is module else v for k, v in self.kwargs.items()}
         return Component(self.target, kwargs, self.assigned)
 
-    def is_class(self, base: type | tuple[type, ...]) -> bool:
-        return inspect.isclass(self.target) and issubclass(self.target, base)
-
     def effective_kwargs(self) -> dict[str, Any]:
         """The kwargs with the target's defaults filled in: what ``build`` really passes."""
         try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .. import _runtime
 from .._component import Component
 from .._devices import resolve_device
 from .._inference import inference_model
@@ -58,12 +59,7 @@ def sde_component(sde_class: Any, kwargs: dict[str, Any]) -> Component:
 
 def build_sde_checked(component: Component) -> Any:
     """The SDE ``component`` describes, checked to have what training and sampling call."""
-    try:
-        sde = component.build()
-    except TypeError as err:
-        raise TypeError(
-            f"Could not build {component.name} with kwargs {dict(component.kwargs)}: {err}"
-        ) from err
+    sde = _runtime.build_sde(component)
     _check_sde(sde)
     return sde
 
@@ -127,12 +123,7 @@ def sampler_component(sampler_class: Any, kwargs: dict[str, Any], module: Any) -
 
 def build_sampler_checked(component: Component, module: Any) -> Any:
     """The sampler ``component`` describes, built with the handler's ``module`` where linked."""
-    try:
-        sampler = component.build(own_module=module)
-    except TypeError as err:
-        raise TypeError(
-            f"Could not build {component.name} with kwargs {sorted(component.kwargs)}: {err}"
-        ) from err
+    sampler = _runtime.build_sampler(component, module)
     _check_sampler(sampler)
     return sampler
 
