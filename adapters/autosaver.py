@@ -14,6 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from .._autosave_config import AutoSaveSettings
 from .._run_state import SaverBookkeeping
+from .._write_guard import DestinationRefused, checked_destination
 from ..checkpoint import atomic_save
 from ..checkpoint._atomic import remove_quietly
 from .batch_hooks import PerBatchHooks
@@ -67,8 +68,9 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
     Saves after global 1-based epochs N, 2N, ... (``interval=N``), after the last epoch of each
     ``train`` call (``interval=-1``, or ``save_on_last_epoch``), named by formatting the epoch
     logs. With ``overwrite`` the new file is written first and the previous auto-save removed
-    afterwards — only a file this process wrote, inside ``save_path``: a name from the epoch
-    logs never leaves the directory, and a file named by a loaded checkpoint is never deleted.
+    afterwards — only the very file this process wrote (by identity: inode, size, mtime), inside
+    ``save_path``: a name from the epoch logs never leaves the directory, a file named by a
+    loaded checkpoint is never deleted, and another process's rewrite of the name survives.
     It runs after every other ``on_train_epoch_end`` hook (Lightning calls checkpoint callbacks
     last), so the epoch's history and scheduler step are in the file. Only rank 0 writes; the
     other ranks wait. Each file also holds Lightning's own resume keys.
@@ -143,7 +145,9 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         mirror_step_counters(checkpoint["loops"], trainer.global_step)
         try:
-            if trainer.is_global_zero:
+            if not trainer.is_global_zero:
+                self.bookkeeping.record(path)
+            elif self._may_write(path):
                 os.makedirs(self.settings.save_path, exist_ok=True)
                 self._save(trainer, checkpoint, path, previous)
                 save_path = self.settings.save_path
@@ -156,13 +160,21 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
                     self.bookkeeping.forget(previous)
                 if self.py_logger is not None:
                     self.py_logger.info("Auto-saved checkpoint %s.", path)
-            else:
-                self.bookkeeping.record(path)
         finally:
             trainer.strategy.barrier("nn_handler.AutoSaver")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = path
         self.last_model_path = path
+
+    def _may_write(self, path: str) -> bool:
+        """False, with a warning, when settings a checkpoint brought back name a place outside
+        its folder and the working directory (seen only now: a symlink, a formatted name)."""
+        try:
+            checked_destination(path, self.settings.write_roots, "an auto-save")
+        except DestinationRefused as err:
+            warnings.warn(f"{err} This auto-save is skipped.", RuntimeWarning, stacklevel=3)
+            return False
+        return True
 
     def _save(self, trainer: L.Trainer, checkpoint: dict, path: str, previous: str | None) -> None:
         was_ours = self.bookkeeping.wrote(path)
@@ -171,6 +183,7 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
             checkpoint.update(self.handler_keys(trainer))
             checkpoint["auto_saved"] = True
             atomic_save(checkpoint, path)
+            self.bookkeeping.stamp(path)
         except BaseException:
             if not was_ours:
                 self.bookkeeping.forget(path)

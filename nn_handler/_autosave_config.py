@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import string
 from dataclasses import dataclass
 from typing import Any
+
+from ._write_guard import WriteRoots, roots_for_checkpoint
 
 __all__ = [
     "AutoSaveSettings",
@@ -65,12 +68,17 @@ def check_save_path(value: Any) -> str:
 
 @dataclass(frozen=True)
 class AutoSaveSettings:
-    """``interval``: None/0 off, N > 0 every N epochs, -1 after each ``train`` call's last epoch."""
+    """``interval``: None/0 off, N > 0 every N epochs, -1 after each ``train`` call's last epoch.
+
+    ``write_roots``: ``None`` for settings the user gave; for settings a checkpoint brought back,
+    the folders the AutoSaver may write in, checked at each write (``_write_guard``).
+    """
 
     interval: int | None = None
     save_path: str = "."
     name: str = DEFAULT_NAME
     overwrite: bool = False
+    write_roots: WriteRoots | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def checked(
@@ -134,7 +142,7 @@ def settings_for_resume(
     refused = write_location_refused(settings.save_path, checkpoint_file)
     if refused:
         return AutoSaveSettings(), f"its auto-save directory {refused}"
-    return settings, None
+    return dataclasses.replace(settings, write_roots=roots_for_checkpoint(checkpoint_file)), None
 
 
 def write_location_refused(path: str, checkpoint_file: str) -> str | None:

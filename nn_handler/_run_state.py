@@ -14,25 +14,55 @@ from typing import Any
 
 from .history import History
 
-__all__ = ["RunState", "SaverBookkeeping"]
+__all__ = ["RunState", "SaverBookkeeping", "file_identity"]
+
+
+def file_identity(path: str) -> tuple[int, int, int, int] | None:
+    """``(device, inode, size, mtime_ns)`` of the file at ``path`` now, or None if none is there.
+
+    Two writes of one name are two identities: an atomic write replaces the inode, and a rewrite
+    in place changes the size or the modification time.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass
 class SaverBookkeeping:
     """The auto-saves written by this process: the only files the AutoSaver may delete.
 
+    A file is ours to delete only while it is the very file we wrote: its identity
+    (:func:`file_identity`) is recorded right after our write and must still match when we
+    delete. Another process's rewrite of the same name (two runs auto-saving into one folder)
+    has another identity and survives. A path recorded without an identity (written by another
+    rank, or handed over by an older worker) is never deleted.
+
     Never restored from a file: what a checkpoint claims to have written is not ours to delete.
+    It travels whole only between a worker process and its parent (``RunState.worker_state``).
     """
 
     last_saved: str | None = None
     written: set[str] = field(default_factory=set)
+    identities: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
     def record(self, path: str) -> None:
+        """``path`` is (about to be) our latest auto-save; :meth:`stamp` it once written."""
         self.last_saved = path
         self.written.add(os.path.abspath(path))
+        self.identities.pop(os.path.abspath(path), None)
+
+    def stamp(self, path: str) -> None:
+        """Remember the identity of the file just written at ``path`` (after :meth:`record`)."""
+        identity = file_identity(path)
+        if identity is not None:
+            self.identities[os.path.abspath(path)] = identity
 
     def forget(self, path: str) -> None:
         self.written.discard(os.path.abspath(path))
+        self.identities.pop(os.path.abspath(path), None)
         if self.last_saved == path:
             self.last_saved = None
 
@@ -41,14 +71,35 @@ class SaverBookkeeping:
 
     def may_delete(self, previous: str, new: str, save_path: str) -> bool:
         """Whether replacing ``previous`` by ``new`` may remove ``previous``: only a different
-        file that this process wrote, inside ``save_path``."""
-        inside = os.path.dirname(os.path.abspath(previous)) == os.path.abspath(save_path)
-        different = os.path.abspath(previous) != os.path.abspath(new)
-        return inside and different and self.wrote(previous)
+        file inside ``save_path`` that is still the very file this process wrote."""
+        where = os.path.abspath(previous)
+        inside = os.path.dirname(where) == os.path.abspath(save_path)
+        different = where != os.path.abspath(new)
+        recorded = self.identities.get(where)
+        same_file = recorded is not None and file_identity(where) == recorded
+        return inside and different and self.wrote(previous) and same_file
 
     def reset(self) -> None:
         """A new auto-save configuration starts a new series: nothing earlier is replaced."""
         self.last_saved = None
+
+    def state(self) -> dict[str, Any]:
+        """Plain data for :meth:`load_state`."""
+        return {
+            "last_saved": self.last_saved,
+            "written": sorted(self.written),
+            "identities": {path: list(i) for path, i in self.identities.items()},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Become what :meth:`state` described; a state without identities deletes nothing."""
+        self.last_saved = state["last_saved"]
+        self.written = set(state["written"])
+        self.identities = {
+            path: tuple(i)  # type: ignore[misc]
+            for path, i in (state.get("identities") or {}).items()
+            if path in self.written
+        }
 
 
 @dataclass
@@ -111,7 +162,7 @@ class RunState:
         """
         out = self.state_dict()
         out["stop_requested"] = bool(self.stop_requested)
-        out["saver"] = {"last_saved": self.saver.last_saved, "written": sorted(self.saver.written)}
+        out["saver"] = self.saver.state()
         return out
 
     def load_worker_state(self, state: dict[str, Any]) -> None:
@@ -132,8 +183,7 @@ class RunState:
                     f"A worker process sent back {key} but this process has no {name}."
                 )
             target.load_state_dict(state[key])
-        self.saver.last_saved = state["saver"]["last_saved"]
-        self.saver.written = set(state["saver"]["written"])
+        self.saver.load_state(state["saver"])
 
     def load_history(self, ckpt: dict[str, Any]) -> None:
         """History and step counter from a checkpoint (Lightning's ``global_step`` wins)."""

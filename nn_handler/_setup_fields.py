@@ -23,6 +23,7 @@ from ._component import Component, same_value
 from ._data import DataSlot
 from ._loss import LossSpec
 from ._paths import Kind, Unresolvable, import_path, resolve
+from ._write_guard import roots_for_checkpoint
 from .checkpoint import _refs
 from .enums import DataLoaderType, ModelType
 
@@ -517,6 +518,9 @@ class CallbacksCodec(Codec):
                     if not ctx.trust:
                         _check_write_locations(kwargs, ctx.file)
                     cb = _build_callback(cls, kwargs)
+                    if not ctx.trust and _is_native(cb):
+                        # Checked again at each write, after formatting and expansion.
+                        cb.write_roots = roots_for_checkpoint(ctx.file)
             except (Unresolvable, TypeError) as err:
                 unmatched.append(f"{key} ({err})")
                 continue
@@ -567,7 +571,7 @@ class CallbacksCodec(Codec):
 
 
 # Callback arguments that name where the callback writes.
-_PATH_ARGUMENTS = ("filepath", "log_dir")
+_PATH_ARGUMENTS = ("filepath", "log_dir", "save_dir")
 
 
 def _check_write_locations(kwargs: dict[str, Any], checkpoint_file: str) -> None:

@@ -423,6 +423,8 @@ class NNHandler:
         self._state.saver.reset()
 
     def _replace_auto_save(self, **changes: Any) -> None:
+        if "save_path" in changes:  # the user's own directory: not a loaded file's choice
+            changes["write_roots"] = None
         settings = dataclasses.replace(self._setup.auto_save, **changes)
         self._setup = self._setup.replace(auto_save=settings)
 

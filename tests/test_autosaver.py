@@ -237,3 +237,43 @@ def test_auto_save_starts_a_new_series(cls_data):
     h.auto_save(1, save_path="two", name="m{epoch:02d}", overwrite=True)
     h.train(1, progress_bar=False)
     assert _files("one") == _names(1) and _files("two") == _names(2)
+
+
+# ----------------------------------------------- deletion by identity, not by name (issue 22)
+def test_another_process_rewrite_of_the_previous_file_survives(cls_data):
+    a = _handler(cls_data, validate=False)
+    a.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    a.train(1, progress_bar=False)
+    b = _handler(cls_data, validate=False)  # a second run auto-saving into the same folder
+    b.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    b.train(1, progress_bar=False)  # atomically replaces ck/m01.pth: a new file of that name
+    theirs = open("ck/m01.pth", "rb").read()
+    a.train(1, progress_bar=False)  # writes m02.pth; m01.pth is no longer the file it wrote
+    assert _files() == _names(1, 2)
+    assert open("ck/m01.pth", "rb").read() == theirs
+    # A rewrite in place (same inode, other size) is not ours either.
+    open("ck/m02.pth", "wb").write(b"someone else's bytes")
+    a.train(1, progress_bar=False)
+    assert _files() == _names(1, 2, 3)
+    assert open("ck/m02.pth", "rb").read() == b"someone else's bytes"
+    # Our own previous file is still replaced as before.
+    a.train(1, progress_bar=False)
+    assert _files() == _names(1, 2, 4)
+
+
+def test_saver_bookkeeping_identity_round_trips_and_a_state_without_it_deletes_nothing(
+    cls_data,
+):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    h.train(1, progress_bar=False)
+    sent = h.run_state.worker_state()
+    back = NNHandler(TinyNet).run_state
+    back.load_worker_state(sent)
+    path = os.path.join("ck", "m01.pth")
+    assert back.saver.identities == h.run_state.saver.identities != {}
+    assert back.saver.may_delete(path, os.path.join("ck", "m02.pth"), "ck")
+    old = dict(sent, saver={k: v for k, v in sent["saver"].items() if k != "identities"})
+    back.load_worker_state(old)  # bookkeeping from before identities were recorded
+    assert back.saver.wrote(path)
+    assert not back.saver.may_delete(path, os.path.join("ck", "m02.pth"), "ck")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from nn_handler._write_guard import WriteRoots
     from nn_handler.handler import NNHandler
 
 __all__ = ["Callback", "HOOKS"]
@@ -33,7 +34,16 @@ class Callback:
 
     Override :meth:`state_dict`/:meth:`load_state_dict` to have the callback's state saved by
     ``NNHandler.save`` and restored (by class name) by ``NNHandler.load``.
+
+    Attributes:
+        write_roots: ``None`` for a callback you construct: it writes where you say. A callback
+            that ``NNHandler.load`` rebuilt from a file (no ``trust_checkpoint``) gets the
+            checkpoint's folder and the working directory: the built-in writers check every path
+            when they write (``nn_handler._write_guard.checked_destination``) and refuse others.
     """
+
+    # A class default, so that subclasses skipping Callback.__init__ have it too.
+    write_roots: WriteRoots | None = None
 
     def __init__(self) -> None:
         self.handler: NNHandler | None = None

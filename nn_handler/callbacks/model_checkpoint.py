@@ -6,6 +6,7 @@ import os
 import warnings
 from typing import Any
 
+from .._write_guard import checked_destination
 from ._common import Monitor, MonitoredValue, atomic_torch_save, bare_module, is_rank_zero
 from .base import Callback
 
@@ -86,7 +87,9 @@ class ModelCheckpoint(MonitoredValue, Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
         logs.setdefault("epoch", epoch + 1)
-        path = self.format_path(logs)
+        path = checked_destination(
+            self.format_path(logs), self.write_roots, "ModelCheckpoint's checkpoint"
+        )
         if not self.save_best_only:
             self._say(1, f"Epoch {logs['epoch']}: saving model to {path}")
             self._save(path)
@@ -116,6 +119,7 @@ class ModelCheckpoint(MonitoredValue, Callback):
             print(message)
 
     def _save(self, path: str) -> None:
+        path = checked_destination(path, self.write_roots, "ModelCheckpoint's checkpoint")
         self.last_path = path
         if self.save_weights_only:
             if is_rank_zero(self.handler):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 import torch
 
+from .._write_guard import DestinationRefused, checked_destination
 from ._common import is_rank_zero
 from .base import Callback
 
@@ -57,17 +59,24 @@ class TensorBoardLogger(Callback):
         return self._logger
 
     def lightning_logger(self) -> Any:
-        """A Lightning logger for the Trainer, in ``<log_dir>/lightning`` (rank 0 writes)."""
+        """A Lightning logger for the Trainer, in ``<log_dir>/lightning`` (rank 0 writes); None,
+        with a warning, when ``log_dir`` is a place this callback may not write."""
         from lightning.pytorch.loggers import TensorBoardLogger as PLTensorBoardLogger
 
-        return PLTensorBoardLogger(save_dir=self.log_dir, name="", version=LIGHTNING_RUN)
+        try:
+            log_dir = checked_destination(self.log_dir, self.write_roots, "TensorBoard logs")
+        except DestinationRefused as err:
+            warnings.warn(str(err), RuntimeWarning, stacklevel=2)
+            return None
+        return PLTensorBoardLogger(save_dir=log_dir, name="", version=LIGHTNING_RUN)
 
     def _open(self) -> Any:
         if self._logger is None:
             from lightning.pytorch.loggers import TensorBoardLogger as PLTensorBoardLogger
 
+            log_dir = checked_destination(self.log_dir, self.write_roots, "TensorBoard logs")
             self._logger = PLTensorBoardLogger(
-                save_dir=self.log_dir, name="", version="", default_hp_metric=False
+                save_dir=log_dir, name="", version="", default_hp_metric=False
             )
         return self._logger
 

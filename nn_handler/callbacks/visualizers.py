@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .._write_guard import checked_destination
 from ._common import bare_module, is_rank_zero, positive_int
 from .base import Callback
 
@@ -125,7 +126,8 @@ class BasePredictionVisualizer(Callback, abc.ABC):
         result = self.predict_batch()
         if result is not None:
             if self.save_dir:
-                os.makedirs(self.save_dir, exist_ok=True)
+                save_dir = checked_destination(self.save_dir, self.write_roots, "images")
+                os.makedirs(save_dir, exist_ok=True)
             self._visualize_batch(*result, epoch + 1)
 
 
@@ -235,7 +237,7 @@ class ImagePredictionVisualizer(BasePredictionVisualizer):
         fig = self.make_figure(inputs, targets, predictions, epoch)
         if self.save_dir:
             path = os.path.join(self.save_dir, f"epoch_{epoch:04d}_predictions.png")
-            fig.savefig(path)
+            fig.savefig(checked_destination(path, self.write_roots, "an image"))
             self.saved_files.append(path)
         if self.clear_cell:
             from IPython.display import clear_output, display

@@ -58,8 +58,9 @@ def auto_save_epoch(
     previous = saver.last_saved
     atomic_save({**handler_state(nn_handler), "auto_saved": True}, path)
     saver.record(path)
+    saver.stamp(path)
     if nn_handler.overwrite_last_saved and previous:
-        # As the AutoSaver: only a file this process wrote, inside the save directory.
+        # As the AutoSaver: only the very file this process wrote, inside the save directory.
         if saver.may_delete(previous, path, nn_handler.save_path):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(previous)
