@@ -15,6 +15,7 @@ from .._runtime import Runtime
 from .._setup import Setup
 from .datamodule import HandlerDataModule
 from .module import HandlerModule
+from .resume_paths import drop_checkpoint_paths
 
 __all__ = [
     "ExportedHandlerModule",
@@ -163,10 +164,13 @@ class ExportedHandlerModule(HandlerModule):
             checkpoint.setdefault(key, value)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the handler state Lightning does not know about (history, EMA, step)."""
+        """Restore the handler state Lightning does not know about (history, EMA, step); drop the
+        file paths in ModelCheckpoint states (``resume_paths``)."""
         from ..checkpoint._read import check_format
 
         check_format(checkpoint, "The checkpoint Lightning resumed from")
+        # Lightning restores the callbacks after this hook: their states name no file to delete.
+        drop_checkpoint_paths(checkpoint)
         state: RunState = self.run_state
         if "train_losses" in checkpoint:
             state.load_history(checkpoint)

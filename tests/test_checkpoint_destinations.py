@@ -179,3 +179,60 @@ def test_checked_destination_reads_paths_as_writers_do(tmp_path, monkeypatch):
             checked_destination(bad, roots)
     # A user's own writer (no roots) is not checked.
     assert checked_destination("/etc/x.pth", None) == "/etc/x.pth"
+
+
+def test_row7_a_resumed_lightning_checkpoint_state_names_no_file_to_delete(sandbox, cls_data):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint as PLModelCheckpoint
+
+    work, root = sandbox
+    dirpath = work / "lightning_ckpts"
+    dirpath.mkdir()
+    precious = dirpath / "precious.ckpt"  # the user's own file inside their dirpath
+    precious.write_bytes(b"mine")
+    h = _trained(cls_data, [])
+    h.train(1, progress_bar=False)
+    h.save(str(work / "ckpts" / "good.pth"))
+    ckpt = torch.load(work / "ckpts" / "good.pth", weights_only=True)
+
+    def callback() -> PLModelCheckpoint:
+        return PLModelCheckpoint(dirpath=str(dirpath), save_top_k=1, every_n_epochs=1)
+
+    ckpt.setdefault("callbacks", {})[callback().state_key] = {
+        "monitor": None,
+        "best_model_score": None,
+        "best_model_path": str(precious),
+        "current_score": None,
+        "dirpath": str(dirpath),
+        "best_k_models": {str(precious): torch.tensor(0.0)},
+        "kth_best_model_path": str(precious),
+        "kth_value": torch.tensor(0.0),
+        "last_model_path": str(precious),
+    }
+    torch.save(ckpt, work / "ckpts" / "evil.pth")
+
+    fresh = _trained(cls_data, [])
+    trainer = L.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        callbacks=[callback()],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(
+            fresh.to_lightning_module(),
+            datamodule=fresh.to_datamodule(),
+            ckpt_path=str(work / "ckpts" / "evil.pth"),
+        )
+    assert precious.read_bytes() == b"mine"
+    assert any(
+        "precious.ckpt" in str(w.message) and "not restored" in str(w.message) for w in caught
+    )
+    # The resume itself worked, and the callback's own top-1 rule still replaces its own files.
+    assert len(fresh.train_losses) == 3
+    assert sorted(p.name for p in dirpath.iterdir()) == ["epoch=2-step=6.ckpt", "precious.ckpt"]

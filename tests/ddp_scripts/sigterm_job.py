@@ -1,0 +1,56 @@
+"""A 2-process torchrun job that auto-saves every epoch for a long time, until it is signalled.
+
+Usage: sigterm_job.py OUT_DIR. Each rank writes ``OUT_DIR/rank<r>.pid`` (its process id) once its
+first training batches ran; the test then sends SIGTERM to one rank.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from common import TinyNet  # noqa: E402
+from torch.utils.data import TensorDataset  # noqa: E402
+
+from nn_handler import NNHandler  # noqa: E402
+from nn_handler.callbacks import Callback  # noqa: E402
+
+
+class Announce(Callback):
+    """Writes this rank's pid once training is under way (after a few batches)."""
+
+    def __init__(self, out: Path):
+        super().__init__()
+        self.out = out
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches == 3:
+            rank = int(os.environ["RANK"])
+            tmp = self.out / f"rank{rank}.pid.tmp"
+            tmp.write_text(str(os.getpid()))
+            tmp.replace(self.out / f"rank{rank}.pid")
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    data = TensorDataset(x, (x[:, 0] > 0).long())
+    handler = NNHandler(TinyNet)
+    handler.set_train_loader(data, batch_size=4)
+    handler.set_optimizer(torch.optim.SGD, lr=0.01)
+    handler.set_loss_fn(torch.nn.functional.cross_entropy)
+    handler.auto_save(1, save_path=str(out / "ck"), overwrite=True)
+    handler.add_callback(Announce(out))
+    handler.train(10_000, progress_bar=False)  # never ends by itself within the test
+
+
+if __name__ == "__main__":
+    main()
