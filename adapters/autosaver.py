@@ -144,6 +144,7 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
         # Every rank builds Lightning's part (strategies may gather state); rank 0 writes.
         checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         mirror_step_counters(checkpoint["loops"], trainer.global_step)
+        leaving = False
         try:
             if not trainer.is_global_zero:
                 self.bookkeeping.record(path)
@@ -160,8 +161,12 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
                     self.bookkeeping.forget(previous)
                 if self.py_logger is not None:
                     self.py_logger.info("Auto-saved checkpoint %s.", path)
+        except (SystemExit, KeyboardInterrupt):
+            leaving = True  # a rank that is being stopped waits for no peer
+            raise
         finally:
-            trainer.strategy.barrier("nn_handler.AutoSaver")
+            if not leaving:
+                trainer.strategy.barrier("nn_handler.AutoSaver")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = path
         self.last_model_path = path

@@ -185,6 +185,10 @@ def lightning_callbacks(
         # with nothing to call would cost per-step time for nothing.
         callbacks.append(NativeCallbackBridge(native, runtime.logger, state))
     callbacks += others
+    if runtime.dist.world_size > 1:
+        from .adapters.interrupts import LeaveAloneOnSigterm
+
+        callbacks.append(LeaveAloneOnSigterm(runtime.dist.rank))
     if setup.auto_save.enabled:
         from .adapters.autosaver import AutoSaver
 

@@ -437,6 +437,36 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=(f"{_CHUNKED}::test_a_stop_inside_a_chunk_ends_the_epoch_after_that_batch",),
         bug="a stop requested inside a chunk ends the epoch only after the chunk",
     ),
+    # ------------------------------------------------ destinations and deletions (issue 22)
+    Mutation(
+        name="write-check-skipped",
+        file="nn_handler/_write_guard.py",
+        edits=(
+            (
+                "    if roots is None:\n        return path",
+                "    if True:\n        return path",
+            ),
+        ),
+        tests=(
+            "tests/test_checkpoint_destinations.py::"
+            "test_row1_a_template_that_formats_to_an_absolute_path_writes_nothing_there",
+        ),
+        bug="a callback rebuilt from a file writes wherever its formatted path points",
+    ),
+    Mutation(
+        name="delete-by-name",
+        file="nn_handler/_run_state.py",
+        edits=(
+            (
+                "        same_file = recorded is not None and file_identity(where) == recorded",
+                "        same_file = True",
+            ),
+        ),
+        tests=(
+            "tests/test_autosaver.py::test_another_process_rewrite_of_the_previous_file_survives",
+        ),
+        bug="the AutoSaver deletes a previous auto-save by name: another process's rewrite too",
+    ),
 )
 
 

@@ -236,3 +236,26 @@ def test_row7_a_resumed_lightning_checkpoint_state_names_no_file_to_delete(sandb
     # The resume itself worked, and the callback's own top-1 rule still replaces its own files.
     assert len(fresh.train_losses) == 3
     assert sorted(p.name for p in dirpath.iterdir()) == ["epoch=2-step=6.ckpt", "precious.ckpt"]
+
+
+def test_loaded_auto_save_settings_are_checked_when_they_write(sandbox, cls_data):
+    work, root = sandbox
+    outside = root / "elsewhere"
+    outside.mkdir()
+    h = _trained(cls_data, [])
+    h.auto_save(1, save_path="runs", name="m{epoch:02d}")
+    h.train(1, progress_bar=False)
+    # The saved save_path "runs" is relative and inside: accepted when loading. Replaced by a
+    # symlink out of the working directory, it is refused where the AutoSaver writes.
+    (work / "runs").rename(work / "kept")
+    (work / "runs").symlink_to(outside, target_is_directory=True)
+    before = _tree(root, work)
+    loaded, said = _load_and_train(str(work / "kept" / "m01.pth"), cls_data)
+    assert loaded.save_path == "runs" and loaded.setup.auto_save.write_roots is not None
+    assert _tree(root, work) == before and os.listdir(outside) == []
+    assert "This auto-save is skipped" in said
+    # A directory the user sets is the user's choice: no longer checked.
+    loaded.save_path = str(root / "mine")
+    assert loaded.setup.auto_save.write_roots is None
+    loaded.train(1, progress_bar=False)
+    assert os.listdir(root / "mine") == ["m03.pth"]

@@ -1,13 +1,14 @@
 """A 2-process torchrun job that auto-saves every epoch for a long time, until it is signalled.
 
-Usage: sigterm_job.py OUT_DIR. Each rank writes ``OUT_DIR/rank<r>.pid`` (its process id) once its
-first training batches ran; the test then sends SIGTERM to one rank.
+Usage: sigterm_job.py OUT_DIR. Rank 1 writes ``OUT_DIR/rank1.pid`` (its process id) at the end of
+its second epoch, just before the AutoSaver's barrier; the test then sends it SIGTERM.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,20 +22,23 @@ from nn_handler.callbacks import Callback  # noqa: E402
 
 
 class Announce(Callback):
-    """Writes this rank's pid once training is under way (after a few batches)."""
+    """At the end of the second epoch rank 1 writes its pid while rank 0 takes 5 s longer, so
+    that rank 1 is waiting at the AutoSaver's barrier when the test signals it."""
 
     def __init__(self, out: Path):
         super().__init__()
         self.out = out
-        self.batches = 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.batches += 1
-        if self.batches == 3:
-            rank = int(os.environ["RANK"])
-            tmp = self.out / f"rank{rank}.pid.tmp"
-            tmp.write_text(str(os.getpid()))
-            tmp.replace(self.out / f"rank{rank}.pid")
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch != 1:
+            return
+        rank = int(os.environ["RANK"])
+        if rank == 0:
+            time.sleep(5)
+            return
+        tmp = self.out / f"rank{rank}.pid.tmp"
+        tmp.write_text(str(os.getpid()))
+        tmp.replace(self.out / f"rank{rank}.pid")
 
 
 def main() -> None:
