@@ -40,9 +40,9 @@ class WriteRoots:
 
 
 def roots_for_checkpoint(checkpoint_file: str) -> WriteRoots:
-    """The roots of writers rebuilt from ``checkpoint_file`` (a file or a checkpoint folder)."""
-    where = os.path.abspath(os.fspath(checkpoint_file))
-    folder = where if os.path.isdir(where) else os.path.dirname(where)
+    """The roots of writers rebuilt from ``checkpoint_file``: the folder that holds it (a file, or
+    a multi-file checkpoint's directory), as ``write_location_refused`` reads it when loading."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(checkpoint_file)))
     return WriteRoots(os.path.realpath(folder))
 
 

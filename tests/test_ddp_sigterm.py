@@ -7,6 +7,7 @@ joined, and the job hung until the 30-minute collective timeout.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,19 @@ pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).resolve().parent / "ddp_scripts" / "sigterm_job.py"
 
 
+def _kill_leftovers(proc: subprocess.Popen, out: Path) -> None:
+    """A job that hung: kill torchrun and each worker (they run in sessions of their own). A
+    torchrun that ended has reaped its workers: nothing is killed then (their pids are stale)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid_file in out.glob("rank*.pid"):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.communicate(timeout=30)
+
+
 def test_sigterm_to_one_rank_ends_the_job_nonzero_within_a_minute_naming_the_rank(tmp_path):
     env = clean_env()
     env["OMP_NUM_THREADS"] = "1"
@@ -30,23 +44,20 @@ def test_sigterm_to_one_rank_ends_the_job_nonzero_within_a_minute_naming_the_ran
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # the whole job can be killed if it hangs
+        start_new_session=True,
     )
-    pid_file = tmp_path / "rank1.pid"
     try:
         deadline = time.monotonic() + 300
-        while not pid_file.exists():
+        while not (tmp_path / "rank1.ready").exists():
             assert proc.poll() is None, "the job ended before training ran"
             assert time.monotonic() < deadline, "training never reached its second epoch end"
             time.sleep(0.1)
-        os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        os.kill(int((tmp_path / "rank1.pid").read_text()), signal.SIGTERM)
         signalled = time.monotonic()
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - signalled
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+        _kill_leftovers(proc, tmp_path)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     assert proc.returncode != 0, job_output(done)
     assert took < 60

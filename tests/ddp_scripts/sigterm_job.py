@@ -1,7 +1,8 @@
 """A 2-process torchrun job that auto-saves every epoch for a long time, until it is signalled.
 
-Usage: sigterm_job.py OUT_DIR. Rank 1 writes ``OUT_DIR/rank1.pid`` (its process id) at the end of
-its second epoch, just before the AutoSaver's barrier; the test then sends it SIGTERM.
+Usage: sigterm_job.py OUT_DIR. Each rank writes its process id to ``OUT_DIR/rank<r>.pid``; rank 1
+creates ``OUT_DIR/rank1.ready`` at the end of its second epoch, just before the AutoSaver's
+barrier, and the test then sends it SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from nn_handler.callbacks import Callback  # noqa: E402
 
 
 class Announce(Callback):
-    """At the end of the second epoch rank 1 writes its pid while rank 0 takes 5 s longer, so
+    """At the end of the second epoch rank 1 says it is there while rank 0 takes 5 s longer, so
     that rank 1 is waiting at the AutoSaver's barrier when the test signals it."""
 
     def __init__(self, out: Path):
@@ -32,17 +33,16 @@ class Announce(Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch != 1:
             return
-        rank = int(os.environ["RANK"])
-        if rank == 0:
+        if int(os.environ["RANK"]) == 0:
             time.sleep(5)
-            return
-        tmp = self.out / f"rank{rank}.pid.tmp"
-        tmp.write_text(str(os.getpid()))
-        tmp.replace(self.out / f"rank{rank}.pid")
+        else:
+            (self.out / "rank1.ready").touch()
 
 
 def main() -> None:
     out = Path(sys.argv[1])
+    # Every rank's pid, so that the test can end a job that hangs (workers have own sessions).
+    (out / f"rank{os.environ['RANK']}.pid").write_text(str(os.getpid()))
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 8, generator=g)
