@@ -254,6 +254,12 @@ def test_loaded_auto_save_settings_are_checked_when_they_write(sandbox, cls_data
     assert loaded.save_path == "runs" and loaded.setup.auto_save.write_roots is not None
     assert _tree(root, work) == before and os.listdir(outside) == []
     assert "This auto-save is skipped" in said
+    # The original's hand-driven auto-save checks the same way.
+    from nn_handler.checkpointing.trainer_saving import auto_save_epoch
+
+    with pytest.raises(DestinationRefused, match="an auto-save"):
+        auto_save_epoch(loaded, 1, 2, True, {})
+    assert _tree(root, work) == before and os.listdir(outside) == []
     # A directory the user sets is the user's choice: no longer checked.
     loaded.save_path = str(root / "mine")
     assert loaded.setup.auto_save.write_roots is None

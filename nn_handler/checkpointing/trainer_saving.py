@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._write_guard import checked_destination
 from ..adapters.autosaver import auto_save_name, should_auto_save
 from ..checkpoint import atomic_save, handler_state
 from ..utils.ddp import on_rank
@@ -42,6 +43,10 @@ def auto_save_epoch(
     ``overwrite_last_saved`` the previous auto-save is removed after the new file is written.
     Rank 0 writes while the other ranks wait (every rank must call it). Returns the path written
     on rank 0, else ``None``.
+
+    Raises:
+        nn_handler._write_guard.DestinationRefused: settings loaded from a checkpoint point outside
+            its folder and the working directory (after symlinks); nothing is written.
     """
     epoch = _check_int("epoch", epoch, 0)
     total_epochs = _check_int("total_epochs", total_epochs, 1)
@@ -54,6 +59,9 @@ def auto_save_epoch(
     values = {"epoch": number, **logs}
     name = auto_save_name(nn_handler.save_model_name, values, number)
     path = os.path.join(nn_handler.save_path, name)
+    # Settings a loaded checkpoint brought back write only inside its folder or the working
+    # directory (a symlink there may point elsewhere): refused, nothing written.
+    checked_destination(path, nn_handler.setup.auto_save.write_roots, "an auto-save")
     saver = nn_handler.run_state.saver
     previous = saver.last_saved
     atomic_save({**handler_state(nn_handler), "auto_saved": True}, path)
