@@ -169,3 +169,38 @@ def test_schedule_plot_returns_the_figure_of_its_values():
 def test_bad_schedules_are_refused_by_name(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+# ---------------------------------------------------------------- make_train_val_indices
+def test_train_val_split_by_hand_and_kept_in_its_file(tmp_path):
+    import numpy as np
+
+    from nn_handler.dataloaders.split import make_train_val_indices
+
+    perm = np.random.default_rng(7).permutation(10)  # validation: the first round(0.3 * 10)
+    train, val = make_train_val_indices(10, 0.3, seed=7)
+    assert val.tolist() == sorted(perm[:3].tolist())
+    assert train.tolist() == sorted(perm[3:].tolist())
+
+    path = tmp_path / "split"  # no .npz suffix: written at exactly this path
+    first = make_train_val_indices(10, 0.3, seed=7, save_path=str(path))
+    assert path.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["split"]
+    again = make_train_val_indices(10, 0.5, seed=99, save_path=str(path))  # read back
+    assert [a.tolist() for a in again] == [a.tolist() for a in first]
+    fresh = make_train_val_indices(10, 0.5, seed=99, save_path=str(path), overwrite=True)
+    assert len(fresh[1]) == 5 and len(np.load(path)["val_idx"]) == 5
+
+
+def test_train_val_split_reads_no_pickle_and_refuses_bad_arguments(tmp_path):
+    import numpy as np
+
+    from nn_handler.dataloaders import make_train_val_indices
+
+    path = tmp_path / "split.npz"
+    np.savez(path, train_idx=np.array([object()]), val_idx=np.array([1]))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        make_train_val_indices(10, save_path=str(path))
+    with pytest.raises(ValueError, match="val_fraction"):
+        make_train_val_indices(10, val_fraction=1.5)
+    with pytest.raises(ValueError, match="n_items"):
+        make_train_val_indices(-1)
