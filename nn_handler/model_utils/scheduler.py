@@ -31,7 +31,8 @@ class Schedule(ABC):
         """The value at ``epoch``."""
 
     def plot(self, epochs: int = 100, title: str = "Schedule") -> Any:
-        """Draw the values of epochs ``0 .. epochs - 1`` with matplotlib; returns the figure."""
+        """Draw the values of epochs ``0 .. epochs - 1`` with matplotlib and return the figure
+        (a notebook shows it; a script calls ``plt.show()`` or ``fig.savefig``)."""
         try:
             import matplotlib.pyplot as plt
         except ImportError as err:
