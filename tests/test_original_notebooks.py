@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 from launch_env import clean_env
-from original_docs import find_docs
+from original_docs import DOCS
 
 import nn_handler
 
@@ -47,8 +47,7 @@ pytest.importorskip("score_models", reason="the notebooks' score models: pip ins
 
 pytestmark = pytest.mark.slow
 
-_DOCS = find_docs()
-ORIGINAL = _DOCS.parent / "original-notebooks" if _DOCS is not None else None
+ORIGINAL = DOCS.parent / "original-notebooks" if DOCS is not None else None
 if ORIGINAL is None or not ORIGINAL.is_dir():
     pytest.skip(
         "the original's notebooks (shared/spec/original-notebooks) are not in this workplace",
