@@ -6,17 +6,20 @@ from .callbacks import __all__ as _callbacks_all
 from .enums import LoggingMode, ModelType
 from .generative import VESDE, VPSDE, denoising_score_matching
 from .handler import NNHandler
+from .logger import initialize_logger
 from .sampler import Sampler
-from .utils import initialize_ddp, on_rank, parallelize_on_gpus
+from .utils import DataLoaderType, initialize_ddp, on_rank, parallelize_on_gpus
 
 __all__ = [
     "NNHandler",
     "Sampler",
     "ModelType",
     "LoggingMode",
+    "DataLoaderType",
     "initialize_ddp",
     "on_rank",
     "parallelize_on_gpus",
+    "initialize_logger",
     "VESDE",
     "VPSDE",
     "denoising_score_matching",

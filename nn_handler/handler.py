@@ -719,7 +719,8 @@ class NNHandler:
 
     def sample(self, shape: Any = None, steps: int | None = None, **kwargs: Any) -> Any:
         """Reverse-SDE sampling (Euler–Maruyama predictor, optional Langevin corrector);
-        ``sample(N=n)`` alone draws from the sampler set by ``set_sampler``."""
+        ``patch_size=``, ``stride=`` (and ``patch_chunk=``) sample whole images from a model
+        trained on patches; ``sample(N=n)`` alone draws from the sampler set by ``set_sampler``."""
         return _generative.sample(self._runtime, self._state, shape, steps, **kwargs)
 
     def log_likelihood(self, x: torch.Tensor, *args: Any, ode_steps: int, **kwargs: Any):

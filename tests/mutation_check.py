@@ -327,6 +327,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         bug="`sample` returns the prior draw without integrating the reverse SDE",
     ),
+    Mutation(
+        name="patch-overlap-summed",
+        file="nn_handler/generative/patches.py",
+        edits=(("    return summed / coverage\n", "    return summed\n"),),
+        tests=(
+            "tests/test_generative_patches.py"
+            "::test_patch_score_averages_the_patches_and_places_their_grids",
+        ),
+        bug="patch-based sampling sums the overlapping patches' scores instead of averaging",
+    ),
     # ------------------------------------------------- spawn/fork workers (adapters/launchers.py)
     Mutation(
         name="worker-optimizer-lost",

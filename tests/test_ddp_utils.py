@@ -33,6 +33,13 @@ def test_public_names():
         "aggregate_metrics",
         "broadcast_data",
         "broadcast_if_ddp",
+        # the rest of the original's nn_handler.utils (tests/test_original_utils.py)
+        "parallel_on_all_devices",
+        "import_with_fallback",
+        "ModelType",
+        "LoggingMode",
+        "DataLoaderType",
+        "Scaler",
     }
     for name in ("initialize_ddp", "on_rank", "parallelize_on_gpus"):
         assert getattr(nn_handler, name) is getattr(utils, name)

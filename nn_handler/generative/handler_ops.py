@@ -17,6 +17,7 @@ from .._runtime import Runtime
 from ..sampler import Sampler
 from ._utils import as_args, time_vector
 from .likelihood import probability_flow_log_likelihood
+from .patches import check_patch_geometry, patch_score
 from .sampling import reverse_sde_sample
 from .sde import REQUIRED_SDE_MEMBERS, broadcast_time
 
@@ -168,6 +169,31 @@ def _score_fn(
     return score_fn
 
 
+def _patch_score_fn(
+    model: Callable[..., torch.Tensor], sde: Any, args: tuple, patching: tuple[int, int, Any]
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The full image's score assembled from the model's scores of its patches."""
+
+    def patch_model_score(t: torch.Tensor, x: torch.Tensor, *inputs: Any) -> torch.Tensor:
+        return model(t, x, *inputs) / broadcast_time(sde.sigma(t), x)
+
+    def score_fn(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return patch_score(patch_model_score, t, x, *patching, *args)
+
+    return score_fn
+
+
+def _takes_three_arguments(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn(t, x, score)`` is a valid call (the original's patch-mode signature)."""
+    try:
+        inspect.signature(fn).bind(None, None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): call it as documented, with (t, x)
+        return False
+    return True
+
+
 def score(runtime: Runtime, t: float | torch.Tensor, x: torch.Tensor, *args: Any) -> torch.Tensor:
     """``model(t, x, *args) / sigma(t)``; ``t`` is a scalar or a ``(B,)`` tensor."""
     sde = _require_sde(runtime, "score()")
@@ -207,11 +233,21 @@ def sample(
     corrector_snr: float = 0.1,
     on_step: Callable[[int, float, torch.Tensor], Any] | None = None,
     N: int | None = None,
+    patch_size: int | None = None,
+    stride: int | None = None,
+    patch_chunk: int | None = None,
 ) -> torch.Tensor | None:
     """Samples of ``shape`` from the reverse SDE (rank 0; ``None`` on other ranks).
 
     ``condition`` (a tensor or a sequence of model arguments) is passed to the model after
     ``(t, x)``. See :func:`~nn_handler.generative.sampling.reverse_sde_sample`.
+
+    With ``patch_size`` and ``stride`` the model is a patch model (trained with
+    :func:`~nn_handler.generative.losses.patchify_denoising_score_matching`): the image's score
+    is averaged from its sliding-window patches, each scored as ``model(t, patch, pos_grid,
+    *condition) / sigma(t)`` (:func:`~nn_handler.generative.patches.patch_score`), at most
+    ``patch_chunk`` window positions per model call. A ``likelihood_score_fn`` that takes three
+    arguments then gets the score too: ``likelihood_score_fn(t, x, score)``.
     ``sample(N=n)`` alone (the original's model_utils pages) is ``get_samples(n)``.
     """
     if N is not None and shape is None and steps is None:
@@ -232,11 +268,23 @@ def sample(
         raise ValueError(f"shape must include the batch and data dimensions, got {tuple(shape)}.")
     steps = _positive_int("steps", steps)
     corrector_steps = _positive_int("corrector_steps", corrector_steps, minimum=0)
+    patching = None
+    if patch_size is not None or stride is not None:
+        p, s = check_patch_geometry(tuple(shape), patch_size, stride)
+        if patch_chunk is not None:
+            patch_chunk = _positive_int("patch_chunk", patch_chunk)
+        patching = (p, s, patch_chunk)
+    elif patch_chunk is not None:
+        raise ValueError("patch_chunk applies to patch-based sampling: give patch_size and stride.")
     args = tuple(_to_device(a, runtime.device) for a in as_args(condition))
     model = inference_model(runtime, state, apply_ema)
+    if patching is None:
+        score_fn = _score_fn(model, sde, args)
+    else:
+        score_fn = _patch_score_fn(model, sde, args, patching)
     with _EvalMode(model):
         return reverse_sde_sample(
-            _score_fn(model, sde, args),
+            score_fn,
             sde,
             tuple(shape),
             steps,
@@ -248,6 +296,11 @@ def sample(
             bar=bar,
             stop_on_NaN=stop_on_NaN,
             on_step=on_step,
+            likelihood_with_score=(
+                patching is not None
+                and likelihood_score_fn is not None
+                and _takes_three_arguments(likelihood_score_fn)
+            ),
         )
 
 

@@ -49,6 +49,7 @@ def reverse_sde_sample(
     bar: bool = True,
     stop_on_NaN: bool = True,
     on_step: Callable[[int, float, torch.Tensor], Any] | None = None,
+    likelihood_with_score: bool = False,
 ) -> torch.Tensor:
     """Integrate the reverse SDE from ``T`` down to ``epsilon`` starting from the prior.
 
@@ -58,6 +59,8 @@ def reverse_sde_sample(
     result is the denoised mean. ``likelihood_score_fn(t, x)`` (computed with gradients
     enabled, e.g. for ``torch.autograd.grad``) is added to the score times ``guidance_factor``.
     ``on_step(i, t, x)`` is called after step ``i`` with the time ``t`` that ``x`` has reached.
+    With ``likelihood_with_score`` it is called as ``likelihood_score_fn(t, x, score)``, the
+    model's score as a third argument (patch-based sampling, as the original did).
 
     Returns:
         The samples, shape ``shape``. With ``stop_on_NaN``, a non-finite state stops the loop
@@ -69,7 +72,8 @@ def reverse_sde_sample(
         s = score_fn(t, x)
         if likelihood_score_fn is not None:
             with torch.enable_grad():
-                s = s + guidance_factor * likelihood_score_fn(t, x.detach()).detach()
+                extra = (s,) if likelihood_with_score else ()
+                s = s + guidance_factor * likelihood_score_fn(t, x.detach(), *extra).detach()
         return s
 
     x = prior_sample(sde, tuple(shape), device)
