@@ -126,9 +126,9 @@ def _should_use_distributed(use_distributed_flag: bool | None) -> bool:
 
 def _first_host_from_slurm_nodelist(nodelist: str) -> str:
     """The first host of a SLURM node list (``"node[003-005,9]"`` → ``"node003"``)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
+    from .._slurm_hosts import first_host
 
-    return SLURMEnvironment.resolve_root_node_address(nodelist)
+    return first_host(nodelist)
 
 
 def _rank_set(rank_or_ranks: int | Iterable[int]) -> frozenset[int]:
