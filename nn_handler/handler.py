@@ -818,13 +818,20 @@ class NNHandler:
     def __repr__(self) -> str:
         return f"NNHandler({self._setup.model.name}, device={str(self.device)!r})"
 
-    def plot_losses(self, log_y_scale: bool = False, save_path: str | None = None) -> None:
-        """Plot training/validation losses (rank 0); write a PNG when ``save_path`` is given."""
-        _plotting.plot_losses(self._state.history, self._rank, log_y_scale, save_path)
+    def plot_losses(self, log_y_scale: bool = False, save_path: str | None = None) -> Any:
+        """Plot training/validation losses (rank 0); write a PNG when ``save_path`` is given.
 
-    def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> None:
-        """Plot each metric (rank 0); write ``<prefix>_metric_<name>.png`` given a prefix."""
-        _plotting.plot_metrics(self._state.history, self._rank, log_y_scale, save_path_prefix)
+        Returns the matplotlib ``Figure`` (``None`` on other ranks)."""
+        every = self._setup.training.validate_every
+        return _plotting.plot_losses(self._state.history, self._rank, log_y_scale, save_path, every)
+
+    def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> Any:
+        """Plot each metric (rank 0); write ``<prefix>_metric_<name>.png`` given a prefix.
+
+        Returns ``{metric name: Figure}`` (``None`` on other ranks)."""
+        every = self._setup.training.validate_every
+        history = self._state.history
+        return _plotting.plot_metrics(history, self._rank, log_y_scale, save_path_prefix, every)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: fall through to the bare model.
