@@ -27,6 +27,7 @@ from ._dist_env import detect_distributed
 from ._logging import make_logger
 from ._loss import LossSpec
 from ._metrics import check_metric
+from ._model_code import model_code
 from ._run_state import RunState
 from ._runtime import Runtime, build_model, build_optimizer, build_scheduler
 from ._seeding import seed_everything
@@ -844,7 +845,4 @@ class NNHandler:
 
 
 def _source_of(cls: type) -> str | None:
-    try:
-        return inspect.getsource(cls)
-    except (OSError, TypeError):
-        return None
+    return model_code(cls)
