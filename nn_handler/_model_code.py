@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import textwrap
 
 __all__ = ["model_code"]
 
@@ -33,7 +34,8 @@ def model_code(cls: type) -> str | None:
     class's source when its file cannot be parsed; ``None`` without any source (a class built
     at run time)."""
     try:
-        source = inspect.getsource(cls)
+        # Dedented: a class defined inside a function must still compile after the imports.
+        source = textwrap.dedent(inspect.getsource(cls))
         file_lines, _ = inspect.findsource(cls)
     except (OSError, TypeError):
         return None

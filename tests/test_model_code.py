@@ -95,3 +95,16 @@ def test_a_class_without_a_file_has_no_code():
     namespace: dict = {}
     exec(textwrap.dedent(MODEL_FILE), namespace)  # noqa: S102 - defined without a source file
     assert model_code(namespace["Net"]) is None
+
+
+def test_a_class_defined_in_a_function_is_stored_dedented():
+    class Local(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 1)
+
+    code = model_code(Local)
+    assert "\nclass Local(torch.nn.Module):\n" in code and "import torch\n" in code
+    namespace: dict = {}
+    exec(compile(code, "<saved>", "exec"), namespace)  # noqa: S102
+    assert namespace["Local"]().lin.in_features == 2
