@@ -9,7 +9,14 @@ import sys
 
 from .enums import LoggingMode
 
-__all__ = ["LOG_FORMAT", "LOG_DATEFMT", "make_logger", "add_handlers", "check_file_mode"]
+__all__ = [
+    "LOG_FORMAT",
+    "LOG_DATEFMT",
+    "make_logger",
+    "add_handlers",
+    "check_file_mode",
+    "release_logger",
+]
 
 _counter = itertools.count()
 # The original NNHandler's record layout, for the handler's logger and ``initialize_logger``:
@@ -79,3 +86,17 @@ def make_logger(
         return logger
     add_handlers(logger, mode, filename, filemode)
     return logger
+
+
+def release_logger(logger: logging.Logger) -> None:
+    """Close and remove ``logger``'s handlers and forget its name (its log file is closed).
+
+    For the private logger of a handler that no longer exists: without this, every handler
+    created in a process would keep its log file open and its logger registered until exit.
+    """
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    registry = logging.Logger.manager.loggerDict
+    if registry.get(logger.name) is logger:
+        registry.pop(logger.name, None)

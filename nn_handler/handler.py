@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from ._component import Component
 from ._data import make_slot
 from ._devices import resolve_device
 from ._dist_env import detect_distributed
-from ._logging import make_logger
+from ._logging import make_logger, release_logger
 from ._loss import LossSpec
 from ._metrics import check_metric
 from ._model_code import model_code
@@ -110,6 +111,7 @@ class NNHandler:
         dist = detect_distributed(use_distributed)
         resolved = _training.device_for_rank(resolve_device(device), dist)
         logger = make_logger(logger_mode, logger_filename, logger_filemode, logger_level, dist.rank)
+        weakref.finalize(self, release_logger, logger)  # the log file closes with the handler
         self._runtime = Runtime(dist, resolved, logger, build_model(model, resolved))
         self._state = RunState()
         self._setup = Setup(

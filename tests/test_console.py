@@ -237,3 +237,26 @@ def test_progress_monitor_precision(precision):
     p = precision
     expected = f"E3/4 [1.50s] Train Loss: {0.123456789:.{p}e} Train Metrics: [acc={0.5:.{p}f}]"
     assert line == expected + " | LR: 1.00e-02"
+
+
+def test_a_handlers_log_file_closes_with_the_handler(cls_data, tmp_path):
+    """Each handler has its own logger: when the handler is gone, so are its open log file and
+    its logger (a notebook making many handlers does not pile up open files)."""
+    import gc
+    import os
+
+    log = tmp_path / "train.log"
+    handler = make_handler(cls_data, logger_mode="file", logger_filename=str(log))
+    name = handler.logger.name
+
+    def open_on_log() -> int:
+        fds = os.listdir("/proc/self/fd")
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == str(log) for fd in fds)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to see open files")
+    assert open_on_log() == 1 and name in logging.Logger.manager.loggerDict
+    del handler
+    gc.collect()
+    assert open_on_log() == 0 and name not in logging.Logger.manager.loggerDict
+    assert "NNHandler ready" in log.read_text()  # what was written stays
