@@ -247,24 +247,22 @@ def _launch_two_nodes(tmp_path: Path, out: Path) -> tuple[list[int], list[str]]:
     endpoint = f"127.0.0.1:{_free_port()}"
     procs = []
     for node in (0, 1):
+        # node 0 is given the endpoint on its command line, node 1 through RDZV_ENDPOINT; both
+        # pass the original's torchrun options, as its SLURM scripts do
+        env = _env()
+        where = ["--rdzv-endpoint", endpoint] if node == 0 else []
+        if node == 1:
+            env["RDZV_ENDPOINT"] = endpoint
         cmd = [
             *launcher(),
-            "--nnodes",
-            "2",
-            "--nproc-per-node",
-            "2",
-            "--node-rank",
-            str(node),
-            "--rdzv-endpoint",
-            endpoint,
-            "--rdzv-id",
-            "two-nodes-test",
-            str(JOB),
-            str(out),
-        ]
+            "--nnodes", "2", "--nproc-per-node", "2", "--node-rank", str(node), *where,
+            "--rdzv-backend", "c10d", "--rdzv-id", "two-nodes-test",
+            "--max-restarts", "0", "--monitor-interval", "0.5", "--tee", "3",
+            str(JOB), str(out),
+        ]  # fmt: skip
         procs.append(
             subprocess.Popen(
-                cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
         )
     outputs = []
@@ -293,6 +291,7 @@ def test_two_nodes_on_one_machine(tmp_path):
     for node, text in enumerate(outputs):
         (tmp_path / f"node{node}.log").write_text(text)
     assert codes == [0, 0], "\n----\n".join(o[:3000] + "\n[...]\n" + o[-3000:] for o in outputs)
+    assert "[RDZV_ENDPOINT]" in outputs[1].splitlines()[0]  # node 1's endpoint came from there
     reports = _reports(out, 4)
     assert sorted(rep["rank"] for rep in reports) == [0, 1, 2, 3]
     nodes: dict[int, list[int]] = {}
