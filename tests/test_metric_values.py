@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 from models import TinyNet
+from nn_handler.adapters.epoch_stats import EpochStats
 
 from nn_handler import NNHandler
-from nn_handler.adapters.epoch_stats import EpochStats
 
 
 def handler_with(metric, data) -> NNHandler:
