@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
-from .._epoch_summary import epoch_line
+from .._epoch_summary import debug_lines, epoch_line
 
 __all__ = ["EpochLogLine", "logs_at_info"]
 
@@ -31,18 +32,26 @@ class EpochLogLine(L.Callback):
 
     def __init__(self, logger: logging.Logger):
         self.logger = logger
+        self._first_epoch: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        self._first_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         logs = getattr(pl_module, "epoch_logs", None)
         if not logs or not trainer.is_global_zero:
             return
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
-        line = epoch_line(logs, total, getattr(pl_module, "metric_names", None))
-        if _writes_to_a_stream(self.logger):
-            with Tqdm.external_write_mode():
-                self.logger.info(line)
-        else:
-            self.logger.info(line)
+        names = getattr(pl_module, "metric_names", None)
+        lines = [(logging.INFO, epoch_line(logs, total, names))]
+        if self.logger.isEnabledFor(logging.DEBUG):
+            first = trainer.current_epoch == self._first_epoch
+            scheduler = pl_module.scheduler if first else None
+            lines[:0] = [(logging.DEBUG, text) for text in debug_lines(logs, names, scheduler)]
+        stream = _writes_to_a_stream(self.logger)
+        with Tqdm.external_write_mode() if stream else contextlib.nullcontext():
+            for level, text in lines:
+                self.logger.log(level, text)
 
 
 def _writes_to_a_stream(logger: logging.Logger) -> bool:

@@ -42,9 +42,14 @@ class EpochStats:
     def add_metric(self, name: str, value: Any) -> None:
         total = self._metric_sums.get(name, 0.0)
         if isinstance(value, torch.Tensor):
-            value = value.detach()
+            if value.numel() != 1:  # the shape is known on the host: checking it costs no sync
+                raise ValueError(
+                    f"Metric {name!r} returned a tensor of shape {tuple(value.shape)}; a metric "
+                    "must return one number per batch, e.g. (outputs.argmax(1) == targets)"
+                    ".float().mean(). For several values, add one metric per value."
+                )
             # A one-element value adds in place into the float64 sum (one op, no new tensor).
-            value = value.reshape(()) if value.numel() == 1 else value.to(torch.float64).mean()
+            value = value.detach().reshape(())
             if isinstance(total, torch.Tensor):
                 total.add_(value)
             else:

@@ -7,6 +7,7 @@ Trainer finds it initialised and reuses it instead of creating a second one.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -83,13 +84,27 @@ def collective_timeout(
 
 def cluster_environment(dist: DistEnv) -> Any:
     """Lightning's cluster environment for the launcher that started this process."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+    from lightning.fabric.plugins.environments import TorchElasticEnvironment
 
     if dist.source == "torchrun":
         return TorchElasticEnvironment()
     if dist.source == "slurm":
-        return SLURMEnvironment()
+        return _slurm_environment_type()()
     raise ValueError(f"No cluster environment for a process that is not distributed ({dist}).")
+
+
+@functools.cache
+def _slurm_environment_type() -> type:
+    """Lightning's ``SLURMEnvironment`` reading the main node with nn_handler's node-list parser
+    (the one ``nn_handler_run`` uses), so that both agree on lists such as ``c[01-02]n[1-2]``."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from .._slurm_hosts import first_host
+
+    class _SLURMEnvironment(SLURMEnvironment):
+        resolve_root_node_address = staticmethod(first_host)
+
+    return _SLURMEnvironment
 
 
 def process_group_backend(device: torch.device) -> str:

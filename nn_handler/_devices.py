@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import torch
+
+from ._warnings import warn_user
 
 __all__ = ["resolve_device", "to_cpu", "to_device"]
 
@@ -29,10 +30,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         ) from err
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            warnings.warn(
+            warn_user(
                 f"device={str(device)!r} was requested but CUDA is not available; using the CPU.",
                 UserWarning,
-                stacklevel=3,
             )
             return torch.device("cpu")
         index = resolved.index if resolved.index is not None else torch.cuda.current_device()

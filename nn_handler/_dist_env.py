@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ._warnings import warn_user
 
 __all__ = ["DistEnv", "detect_distributed"]
 
@@ -155,11 +156,10 @@ def _slurm_task(env: Mapping[str, str]) -> bool:
     ntasks = _int(env, "SLURM_NTASKS", 1)
     if ntasks > 1 and "SLURM_STEP_ID" not in env:
         # The batch script itself (no srun step): one process in a multi-task allocation.
-        warnings.warn(
+        warn_user(
             f"This process runs in a SLURM allocation of {ntasks} tasks but was not started by "
             "srun, so it trains alone. Start the script with `srun python ...` to use all tasks.",
             RuntimeWarning,
-            stacklevel=4,
         )
         return False
     return True

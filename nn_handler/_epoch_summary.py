@@ -12,7 +12,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["epoch_line", "epoch_summary"]
+import torch
+
+__all__ = ["debug_lines", "epoch_line", "epoch_summary"]
 
 # Keys of the epoch logs that are not training metrics.
 _NOT_METRICS = frozenset({"epoch", "loss", "epoch_time", "lr"})
@@ -73,3 +75,33 @@ def epoch_line(
     if not math.isnan(seconds):
         head += f" [{seconds:.2f}s]"
     return f"{head} {epoch_summary(logs, metric_names, precision)}"
+
+
+def debug_lines(
+    logs: Mapping[str, Any], metric_names: Iterable[str] | None, scheduler: Any = None
+) -> list[str]:
+    """The original's DEBUG records of an epoch: ``Epoch 3 Train Aggregated: Loss=1.2340e-01
+    Metrics: acc=0.5000``, the same for ``Val`` when the epoch validated, and, given the
+    ``scheduler`` (on the first epoch of a run), which scheduler was stepped."""
+    epoch = logs.get("epoch", "?")
+    names = _metric_names(logs) if metric_names is None else list(metric_names)
+
+    def aggregated(stage: str, prefix: str) -> str:
+        metrics = ", ".join(
+            f"{n}={_number(logs[prefix + n]):.4f}" for n in names if prefix + n in logs
+        )
+        loss = _number(logs.get(prefix + "loss"))
+        return f"Epoch {epoch} {stage} Aggregated: Loss={loss:.4e} Metrics: {metrics}"
+
+    out = [aggregated("Train", "")]
+    val_loss = _number(logs.get("val_loss"))
+    if not math.isnan(val_loss):
+        out.append(aggregated("Val", "val_"))
+    if scheduler is not None:
+        kind = type(scheduler).__name__
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if not math.isnan(val_loss):
+                out.append(f"Stepped {kind} scheduler with aggregated val_loss: {val_loss:.4e}")
+        else:
+            out.append(f"Stepped scheduler {kind}.")
+    return out

@@ -9,10 +9,34 @@ import sys
 
 from .enums import LoggingMode
 
-__all__ = ["make_logger", "add_handlers"]
+__all__ = [
+    "LOG_FORMAT",
+    "LOG_DATEFMT",
+    "make_logger",
+    "add_handlers",
+    "check_file_mode",
+    "release_logger",
+]
 
 _counter = itertools.count()
-_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+# The original NNHandler's record layout, for the handler's logger and ``initialize_logger``:
+# ``[INFO|2026-01-31 12:00:00|name.function:42] message``.
+LOG_FORMAT = "[%(levelname)s|%(asctime)s|%(name)s.%(funcName)s:%(lineno)d] %(message)s"
+LOG_DATEFMT = "%Y-%m-%d %H:%M:%S"
+_FILE_MODES = ("a", "w")
+
+
+def check_file_mode(file_mode: object, name: str = "file_mode") -> str:
+    """``file_mode`` if it is ``"a"`` (append) or ``"w"`` (overwrite).
+
+    Raises:
+        ValueError: any other value.
+    """
+    if not isinstance(file_mode, str) or file_mode not in _FILE_MODES:
+        raise ValueError(
+            f"{name} must be 'a' (append to the log file) or 'w' (overwrite it), got {file_mode!r}."
+        )
+    return file_mode
 
 
 def add_handlers(
@@ -20,14 +44,14 @@ def add_handlers(
     mode: LoggingMode | str,
     filename: str,
     filemode: str = "a",
-    fmt: str = _FORMAT,
 ) -> None:
-    """Give ``logger`` a stdout handler and/or a file handler, as ``mode`` says.
+    """Give ``logger`` a stdout handler and/or a file handler, as ``mode`` says, both writing
+    :data:`LOG_FORMAT`.
 
     The log file's folder is created when missing.
     """
     mode = LoggingMode.parse(mode)
-    formatter = logging.Formatter(fmt)
+    formatter = logging.Formatter(LOG_FORMAT, LOG_DATEFMT)
     if mode in (LoggingMode.CONSOLE, LoggingMode.BOTH):
         stream = logging.StreamHandler(sys.stdout)
         stream.setFormatter(formatter)
@@ -52,6 +76,7 @@ def make_logger(
     Each handler gets its own logger name so two handlers never share handlers (SPEC §6.6).
     Ranks other than 0, and ``mode=None``, get a logger that drops every record.
     """
+    check_file_mode(filemode, "logger_filemode")
     logger = logging.getLogger(f"nn_handler.NNHandler.{next(_counter)}")
     logger.propagate = False
     logger.setLevel(level)
@@ -61,3 +86,17 @@ def make_logger(
         return logger
     add_handlers(logger, mode, filename, filemode)
     return logger
+
+
+def release_logger(logger: logging.Logger) -> None:
+    """Close and remove ``logger``'s handlers and forget its name (its log file is closed).
+
+    For the private logger of a handler that no longer exists: without this, every handler
+    created in a process would keep its log file open and its logger registered until exit.
+    """
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    registry = logging.Logger.manager.loggerDict
+    if registry.get(logger.name) is logger:
+        registry.pop(logger.name, None)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from typing import TYPE_CHECKING
 
 from ._run_state import RunState
 from ._runtime import Runtime
 from ._setup import Setup
 from .history import History
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["summary", "plot_losses", "plot_metrics", "metric_plot_path"]
 
@@ -58,12 +63,16 @@ def _pyplot():
     return plt
 
 
-def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | None) -> None:
+def _plot(
+    series: dict[str, tuple[list[int], list[float]]], title: str, log_y: bool, path: str | None
+) -> Figure:
+    """One figure of ``label -> (epochs, values)`` curves; saved to ``path`` (and closed) when
+    given, else shown. The figure is returned either way."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    for label, values in series.items():
-        # NaN marks epochs without validation: leave them out of the curve.
-        points = [(i, v) for i, v in enumerate(values, start=1) if not math.isnan(v)]
+    for label, (epochs, values) in series.items():
+        # NaN marks epochs without validation (the original's histories): leave them out.
+        points = [(e, v) for e, v in zip(epochs, values) if not math.isnan(v)]
         if points:
             xs, ys = zip(*points)
             ax.plot(xs, ys, marker="o", label=label)
@@ -79,9 +88,40 @@ def _plot(series: dict[str, list[float]], title: str, log_y: bool, path: str | N
         if folder:
             os.makedirs(folder, exist_ok=True)
         fig.savefig(path)  # without an extension matplotlib adds .png, as in the original
-    else:  # pragma: no cover - interactive use
+        plt.close(fig)  # written: the figure stays usable, pyplot no longer holds it
+    else:
         plt.show()
-    plt.close(fig)
+        _shown_once(fig)
+    return fig
+
+
+def _shown_once(fig: Figure) -> None:
+    """In Jupyter, keep a figure that the inline backend has just displayed from being displayed
+    again as the cell's value (``handler.plot_losses()`` as a cell's last line, as the original's
+    notebooks end): it shows once, as the original's ``None`` did, until the cell ends."""
+    import matplotlib
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None or "inline" not in matplotlib.get_backend():
+        return
+
+    def forget() -> None:
+        fig.__dict__.pop("_ipython_display_", None)
+        shell.events.unregister("post_execute", forget)
+
+    # IPython calls an object's _ipython_display_ instead of rendering it.
+    fig._ipython_display_ = lambda: None
+    shell.events.register("post_execute", forget)
+
+
+def _curves(
+    train: list[float], val: list[float], val_epochs: list[int]
+) -> dict[str, tuple[list[int], list[float]]]:
+    return {
+        "train": (list(range(1, len(train) + 1)), train),
+        "validation": (val_epochs[: len(val)], val),
+    }
 
 
 def metric_plot_path(prefix: str, name: str) -> str:
@@ -91,22 +131,41 @@ def metric_plot_path(prefix: str, name: str) -> str:
 
 
 def plot_losses(
-    history: History, rank: int, log_y_scale: bool = False, save_path: str | None = None
-) -> None:
-    """Training and validation losses per epoch (rank 0 only); saved to ``save_path`` if given."""
+    history: History,
+    rank: int,
+    log_y_scale: bool = False,
+    save_path: str | None = None,
+    validate_every: int = 1,
+) -> Figure | None:
+    """Training and validation losses per epoch (rank 0 only; other ranks get ``None``), the
+    validation points at the epochs that validated; saved to ``save_path`` if given.
+
+    ``validate_every`` places the validation points of a history that does not record their
+    epochs (see :meth:`History.validation_epochs`).
+    """
     if rank != 0:
-        return
+        return None
     h = history
-    _plot({"train": h.train_losses, "validation": h.val_losses}, "loss", log_y_scale, save_path)
+    curves = _curves(h.train_losses, h.val_losses, h.validation_epochs(validate_every))
+    return _plot(curves, "loss", log_y_scale, save_path)
 
 
 def plot_metrics(
-    history: History, rank: int, log_y_scale: bool = False, prefix: str | None = None
-) -> None:
-    """One figure per metric (rank 0 only), saved to :func:`metric_plot_path` if ``prefix``."""
+    history: History,
+    rank: int,
+    log_y_scale: bool = False,
+    prefix: str | None = None,
+    validate_every: int = 1,
+) -> dict[str, Figure] | None:
+    """One figure per metric, by name (rank 0 only; other ranks get ``None``), saved to
+    :func:`metric_plot_path` if ``prefix``."""
     if rank != 0:
-        return
+        return None
     h = history
+    val_epochs = h.validation_epochs(validate_every)
+    figures = {}
     for name in sorted(set(h.train_metrics) | set(h.val_metrics)):
-        series = {"train": h.train_metrics.get(name, []), "validation": h.val_metrics.get(name, [])}
-        _plot(series, name, log_y_scale, metric_plot_path(prefix, name) if prefix else None)
+        curves = _curves(h.train_metrics.get(name, []), h.val_metrics.get(name, []), val_epochs)
+        path = metric_plot_path(prefix, name) if prefix else None
+        figures[name] = _plot(curves, name, log_y_scale, path)
+    return figures

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +25,10 @@ from ._component import Component
 from ._data import make_slot
 from ._devices import resolve_device
 from ._dist_env import detect_distributed
-from ._logging import make_logger
+from ._logging import make_logger, release_logger
 from ._loss import LossSpec
 from ._metrics import check_metric
+from ._model_code import model_code
 from ._run_state import RunState
 from ._runtime import Runtime, build_model, build_optimizer, build_scheduler
 from ._seeding import seed_everything
@@ -109,6 +111,7 @@ class NNHandler:
         dist = detect_distributed(use_distributed)
         resolved = _training.device_for_rank(resolve_device(device), dist)
         logger = make_logger(logger_mode, logger_filename, logger_filemode, logger_level, dist.rank)
+        weakref.finalize(self, release_logger, logger)  # the log file closes with the handler
         self._runtime = Runtime(dist, resolved, logger, build_model(model, resolved))
         self._state = RunState()
         self._setup = Setup(
@@ -821,13 +824,20 @@ class NNHandler:
     def __repr__(self) -> str:
         return f"NNHandler({self._setup.model.name}, device={str(self.device)!r})"
 
-    def plot_losses(self, log_y_scale: bool = False, save_path: str | None = None) -> None:
-        """Plot training/validation losses (rank 0); write a PNG when ``save_path`` is given."""
-        _plotting.plot_losses(self._state.history, self._rank, log_y_scale, save_path)
+    def plot_losses(self, log_y_scale: bool = False, save_path: str | None = None) -> Any:
+        """Plot training/validation losses (rank 0); write a PNG when ``save_path`` is given.
 
-    def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> None:
-        """Plot each metric (rank 0); write ``<prefix>_metric_<name>.png`` given a prefix."""
-        _plotting.plot_metrics(self._state.history, self._rank, log_y_scale, save_path_prefix)
+        Returns the matplotlib ``Figure`` (``None`` on other ranks)."""
+        every = self._setup.training.validate_every
+        return _plotting.plot_losses(self._state.history, self._rank, log_y_scale, save_path, every)
+
+    def plot_metrics(self, log_y_scale: bool = False, save_path_prefix: str | None = None) -> Any:
+        """Plot each metric (rank 0); write ``<prefix>_metric_<name>.png`` given a prefix.
+
+        Returns ``{metric name: Figure}`` (``None`` on other ranks)."""
+        every = self._setup.training.validate_every
+        history = self._state.history
+        return _plotting.plot_metrics(history, self._rank, log_y_scale, save_path_prefix, every)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: fall through to the bare model.
@@ -840,7 +850,4 @@ class NNHandler:
 
 
 def _source_of(cls: type) -> str | None:
-    try:
-        return inspect.getsource(cls)
-    except (OSError, TypeError):
-        return None
+    return model_code(cls)

@@ -11,10 +11,16 @@ option               default
 ``--nproc-per-node`` ``SLURM_GPUS_PER_NODE``, ``SLURM_GPUS_ON_NODE``, the visible CUDA devices,
                      else 1 (one CPU process)
 ``--node-rank``      ``SLURM_NODEID``, else 0
-``--rdzv-endpoint``  ``MASTER_ADDR`` or the first host of the SLURM node list, port
-                     ``MASTER_PORT`` or ``13000 + SLURM_JOB_ID % 20000`` (c10d rendezvous)
+``--rdzv-endpoint``  ``RDZV_ENDPOINT``; else ``MASTER_ADDR`` or the first host of the SLURM node
+                     list, port ``MASTER_PORT`` or ``13000 + SLURM_JOB_ID % 20000``; else
+                     ``$HOSTNAME:29500`` on node rank 0 of several nodes
+``--rdzv-backend``   ``c10d``
 ``--rdzv-id``        ``SLURM_JOB_ID``, else ``nn_handler``
-``--standalone``     used when there is one node and neither SLURM nor an endpoint
+``--standalone``     used when there is one node and no endpoint, backend, nor SLURM
+``--max-restarts``,  passed to torchrun when given
+``--monitor-interval``,
+``--tee``
+``--torchrun-extra`` more torchrun arguments, as they are (``--torchrun-extra=--log-dir=logs``)
 ===================  ============================================================================
 """
 
@@ -22,28 +28,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Mapping, Sequence
+
+from ._slurm_hosts import first_host
 
 __all__ = ["first_host", "gpus_per_node", "torchrun_arguments", "main"]
 
 _DEFAULT_PORT = 29500
-
-
-def first_host(nodelist: str) -> str:
-    """The first host of a SLURM host list: ``"gpu[03-05,07],cpu1"`` → ``"gpu03"``."""
-    depth = 0
-    for i, char in enumerate(nodelist):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            nodelist = nodelist[:i]
-            break
-    host = re.sub(r"\[([^\]]*)\]", lambda m: m.group(1).split(",")[0].split("-")[0], nodelist)
-    host = host.strip()
-    if not host or any(c in host for c in "[],"):
-        raise ValueError(f"Cannot read a host name from the SLURM node list {nodelist!r}.")
-    return host
 
 
 def gpus_per_node(value: str) -> int:
@@ -73,6 +65,27 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT of the c10d rendezvous (on the first node)",
     )  # fmt: skip
     parser.add_argument("--rdzv-id", "--rdzv_id", dest="rdzv_id", help="the job's id")
+    parser.add_argument(
+        "--rdzv-backend", "--rdzv_backend", dest="rdzv_backend", default=None,
+        help="torchrun's rendezvous backend (default: c10d)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-restarts", "--max_restarts", dest="max_restarts",
+        help="restarts of the worker group before the launch fails (torchrun --max-restarts)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--monitor-interval", "--monitor_interval", dest="monitor_interval",
+        help="seconds between checks of the workers (torchrun --monitor-interval)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tee", choices=["0", "1", "2", "3"],
+        help="copy the workers' output to the console: 1 stdout, 2 stderr, 3 both",
+    )  # fmt: skip
+    parser.add_argument(
+        "--torchrun-extra", "--torchrun_extra", dest="torchrun_extra", nargs="*", default=[],
+        help="more torchrun arguments, passed as they are; give one that starts with a dash as "
+        "--torchrun-extra=--log-dir=logs",
+    )  # fmt: skip
     parser.add_argument(
         "--standalone", action="store_true", help="one node, rendezvous on a free local port"
     )
@@ -121,7 +134,7 @@ def _check_one_task_per_node(env: Mapping[str, str], nnodes: str) -> None:
 
 
 def _rendezvous(
-    args: argparse.Namespace, env: Mapping[str, str], nnodes: str
+    args: argparse.Namespace, env: Mapping[str, str], nnodes: str, node_rank: int
 ) -> tuple[list[str], str]:
     if args.standalone:
         if nnodes != "1":
@@ -131,23 +144,47 @@ def _rendezvous(
         return ["--standalone"], "standalone"
     job_id = env.get("SLURM_JOB_ID", "").strip()
     rdzv_id = args.rdzv_id or job_id or "nn_handler"
-    endpoint = args.rdzv_endpoint
+    backend = args.rdzv_backend or "c10d"
+    endpoint = args.rdzv_endpoint or env.get("RDZV_ENDPOINT", "").strip() or None
+    where = "--rdzv-endpoint" if args.rdzv_endpoint else "RDZV_ENDPOINT"
     if endpoint is None:
-        nodelist, _ = _first(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
-        host = env.get("MASTER_ADDR", "").strip() or (first_host(nodelist) if nodelist else "")
-        if not host:
-            if nnodes == "1":
-                return ["--standalone"], "standalone"
+        endpoint, where = _default_endpoint(env, job_id)
+    if endpoint is None:
+        if nnodes == "1" and args.rdzv_backend is None:
+            return ["--standalone"], "standalone"
+        if node_rank != 0:
             raise SystemExit(
-                f"nn_handler_run: {nnodes} nodes outside SLURM: pass --rdzv-endpoint HOST:PORT "
-                "(a free port on the first node) to the launcher on every node."
+                f"nn_handler_run: node rank {node_rank} of {nnodes} outside SLURM does not know "
+                "the first node's address: pass --rdzv-endpoint HOST:PORT (or set RDZV_ENDPOINT) "
+                "with the first node's host and a free port, the same on every node."
             )
-        port = env.get("MASTER_PORT", "").strip()
-        if not port:
-            port = str(13000 + int(job_id) % 20000) if job_id.isdigit() else str(_DEFAULT_PORT)
-        endpoint = f"{host}:{port}"
-    rdzv = ["--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", f"--rdzv-id={rdzv_id}"]
-    return rdzv, f"c10d rendezvous at {endpoint} (id {rdzv_id})"
+        endpoint = f"{env.get('HOSTNAME', '').strip() or 'localhost'}:{_DEFAULT_PORT}"
+        where = "$HOSTNAME"
+    rdzv = [f"--rdzv-backend={backend}", f"--rdzv-endpoint={endpoint}", f"--rdzv-id={rdzv_id}"]
+    return rdzv, f"{backend} rendezvous at {endpoint} [{where}] (id {rdzv_id})"
+
+
+def _default_endpoint(env: Mapping[str, str], job_id: str) -> tuple[str | None, str]:
+    """``HOST:PORT`` from ``MASTER_ADDR``/``MASTER_PORT`` or the SLURM job, else ``None``."""
+    nodelist, key = _first(env, "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST")
+    host, where = env.get("MASTER_ADDR", "").strip(), "MASTER_ADDR"
+    if not host and nodelist:
+        host, where = first_host(nodelist), f"first host of {key}"
+    if not host:
+        return None, ""
+    port = env.get("MASTER_PORT", "").strip()
+    if not port:
+        port = str(13000 + int(job_id) % 20000) if job_id.isdigit() else str(_DEFAULT_PORT)
+    return f"{host}:{port}", where
+
+
+def _extras(args: argparse.Namespace) -> list[str]:
+    out = []
+    for option in ("max_restarts", "monitor_interval", "tee"):
+        value = getattr(args, option)
+        if value is not None:
+            out.append(f"--{option.replace('_', '-')}={value}")
+    return out + list(args.torchrun_extra)
 
 
 def torchrun_arguments(
@@ -177,9 +214,12 @@ def _plan(
     node_rank = args.node_rank
     if node_rank is None:
         node_rank = int(env["SLURM_NODEID"]) if env.get("SLURM_NODEID", "").isdigit() else 0
-    rdzv, rdzv_text = _rendezvous(args, env, nnodes)
+    rdzv, rdzv_text = _rendezvous(args, env, nnodes, node_rank)
+    script_args = list(args.script_args)
+    if script_args[:1] == ["--"]:  # `nn_handler_run train.py -- --lr 1`
+        script_args = script_args[1:]
     out = [f"--nnodes={nnodes}", f"--nproc-per-node={nproc}", f"--node-rank={node_rank}"]
-    out += rdzv + [args.script, *args.script_args]
+    out += rdzv + _extras(args) + [args.script, *script_args]
     summary = (
         f"nn_handler_run: {nnodes} node(s) [{nodes_from}] x {nproc} process(es) [{nproc_from}], "
         f"node rank {node_rank}, {rdzv_text}"

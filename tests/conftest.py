@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +25,27 @@ def _isolated_cwd(tmp_path, monkeypatch):
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS"):
         monkeypatch.delenv(key, raising=False)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_log_handlers():
+    """Loggers live as long as the process: a handler a test gives a named logger (a log file
+    in that test's own directory) would reach later tests, since ``initialize_logger`` returns a
+    logger that already has handlers as it is. Each test's additions are closed and removed."""
+    before = {name: set(lg.handlers) for name, lg in _named_loggers()}
+    yield
+    for name, lg in _named_loggers():
+        for handler in [h for h in lg.handlers if h not in before.get(name, ())]:
+            lg.removeHandler(handler)
+            handler.close()
+
+
+def _named_loggers() -> list[tuple[str, logging.Logger]]:
+    return [
+        (name, lg)
+        for name, lg in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(lg, logging.Logger)
+    ]
 
 
 @pytest.fixture

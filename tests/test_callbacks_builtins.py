@@ -251,6 +251,41 @@ def test_wandb_logger_logs_epochs_to_a_run(data, monkeypatch):
     assert fresh.run_id == "run-42"
 
 
+def test_wandb_logger_default_config_is_the_handlers_setup(data, monkeypatch):
+    """The original's keys, read from the public setup (not attributes that no longer exist)."""
+    inits = []
+    run = types.SimpleNamespace(id="r", log=lambda values, step: None, finish=lambda: None)
+    fake = types.SimpleNamespace(init=lambda **kw: inits.append(kw) or run, watch=lambda *a, **k: 0)
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    torch.manual_seed(0)
+    handler = NNHandler(TinyNet, hidden=7)
+    handler.set_optimizer(torch.optim.SGD, lr=0.1, momentum=0.5)
+    handler.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=2)
+    handler.set_loss_fn(nn.functional.cross_entropy, label_smoothing=0.0)
+    handler.set_train_loader(data, batch_size=12)
+    handler.add_callback(WandbLogger(project="p", log_model_topology=False))
+    handler.train(1, progress_bar=False, seed=3)
+    assert inits[0]["config"] == {
+        "hidden": 7,
+        "model_class": "TinyNet",
+        "model_type": "CLASSIFICATION",
+        "lr": 0.1,
+        "momentum": 0.5,
+        "optimizer_class": "SGD",
+        "step_size": 2,
+        "scheduler_class": "StepLR",
+        "loss_fn": "cross_entropy",
+        "label_smoothing": 0.0,
+        "device": "cpu",
+        "seed": 3,
+    }
+    given = WandbLogger(project="p", config={"mine": 1}, log_model_topology=False)
+    handler.add_callback(given)
+    handler.train(1, progress_bar=False)
+    assert inits[-1]["config"] == {"mine": 1}
+    assert WandbLogger(project="p").handler_config() == {}  # not added to a handler
+
+
 # ------------------------------------------------------------ schedulers & monitors
 def test_param_scheduler_sets_optimizer_value_and_logs_show_it(data):
     handler = make_handler(data, val=False)

@@ -7,6 +7,7 @@ file-descriptor level, so anything Lightning itself prints would show up here to
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -16,7 +17,26 @@ from models import TinyNet, accuracy
 
 from nn_handler import LoggingMode, NNHandler, ProgressMonitor
 
-_FRAME = re.compile(r"Epochs:\s+\d+%\|[^|]*\| (\d+)/(\d+) \[[^,\]]*(?:, [^,\]]*epoch/s)?(.*)\]$")
+# The rate reads "2.5epoch/s", or "1.2s/epoch" when an epoch takes more than a second.
+_FRAME = re.compile(
+    r"Epochs:\s+\d+%\|[^|]*\| (\d+)/(\d+) \[[^,\]]*(?:, [^,\]]*(?:epoch/s|s/epoch))?(.*)\]$"
+)
+
+
+# The original's record: [LEVEL|YYYY-mm-dd HH:MM:SS|logger.function:line] message
+_RECORD = re.compile(r"\[([A-Z]+)\|(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\|([\w.]+):(\d+)\] (.*)")
+
+
+def records(text: str, level: str | None = "INFO") -> list[str]:
+    """The messages of the log records in ``text`` (of ``level``; every one when None), each
+    line checked to be a whole record."""
+    out = []
+    for line in text.splitlines():
+        match = _RECORD.fullmatch(line)
+        assert match, f"not a log record: {line!r}"
+        if level is None or match.group(1) == level:
+            out.append(match.group(5))
+    return out
 
 
 def make_handler(data, **kwargs) -> NNHandler:
@@ -124,15 +144,14 @@ def test_log_file_gets_the_epoch_line(cls_data, capfd, tmp_path):
     handler.train(1, progress_bar=False, validate_every=0)
     assert capfd.readouterr() == ("", "")  # FILE mode: nothing on the console
 
-    lines = [line for line in log.read_text().splitlines() if " - INFO - E" in line]
+    lines = [m for m in records(log.read_text()) if m.startswith("E")]
     assert len(lines) == 3
     expected = [
         (1, 2, summary(handler, 0)),
         (2, 2, summary(handler, 1)),
         (3, 3, summary(handler, 2, validated=False)),
     ]
-    for line, (epoch, total, text) in zip(lines, expected):
-        message = line.split(" - INFO - ", 1)[1]
+    for message, (epoch, total, text) in zip(lines, expected):
         head = re.escape(f"E{epoch}/{total} [")
         assert re.fullmatch(head + r"\d+\.\d\ds\] " + re.escape(text), message), message
 
@@ -142,11 +161,49 @@ def test_console_log_lines_and_the_bar_are_separate(cls_data, capfd):
     handler.train(2)
     out, err = capfd.readouterr()
     # stdout holds log records only; the bar is on stderr, without a log record in it.
-    assert all(" - INFO - " in line for line in out.splitlines())
-    epochs = [line.split(" - INFO - ")[1] for line in out.splitlines() if " - INFO - E" in line]
+    epochs = [m for m in records(out) if m.startswith("E")]  # every line is a record
     assert [line.split(" [")[0] for line in epochs] == ["E1/2", "E2/2"]
     assert epochs[1].endswith(summary(handler, 1))
     assert "INFO" not in err and list(epoch_frames(err)) == ["0/2", "1/2", "2/2"]
+
+
+def test_record_layout_is_the_originals(cls_data, tmp_path):
+    log = tmp_path / "train.log"
+    handler = make_handler(cls_data, logger_mode="file", logger_filename=str(log))
+    handler.train(1, progress_bar=False)
+    first, *_, last = log.read_text().splitlines()
+    level, when, where, line, message = _RECORD.fullmatch(last).groups()
+    assert (level, message.split(" [")[0]) == ("INFO", "E1/1")
+    assert where == f"{handler.logger.name}.on_train_epoch_end" and int(line) > 0
+    assert _RECORD.fullmatch(first).group(5).startswith("NNHandler ready: TinyNet")
+
+
+def test_debug_level_adds_the_originals_aggregated_lines(cls_data, tmp_path):
+    log = tmp_path / "train.log"
+    handler = make_handler(
+        cls_data, logger_mode="file", logger_filename=str(log), logger_level=logging.DEBUG
+    )
+    handler.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=1)
+    handler.train(3, progress_bar=False, validate_every=2)
+    debug = records(log.read_text(), "DEBUG")
+    acc, val_acc = handler.train_metrics_history["acc"], handler.val_metrics_history["acc"]
+    loss, val_loss = handler.train_losses, handler.val_losses
+    assert debug == [
+        f"Epoch 1 Train Aggregated: Loss={loss[0]:.4e} Metrics: acc={acc[0]:.4f}",
+        "Stepped scheduler StepLR.",  # once, on the first epoch of the run
+        f"Epoch 2 Train Aggregated: Loss={loss[1]:.4e} Metrics: acc={acc[1]:.4f}",
+        f"Epoch 2 Val Aggregated: Loss={val_loss[0]:.4e} Metrics: acc={val_acc[0]:.4f}",
+        f"Epoch 3 Train Aggregated: Loss={loss[2]:.4e} Metrics: acc={acc[2]:.4f}",
+    ]
+    info = records(log.read_text(), "INFO")
+    assert [m.split(" [")[0] for m in info if m.startswith("E")] == ["E1/3", "E2/3", "E3/3"]
+
+
+def test_info_level_has_no_debug_lines(cls_data, tmp_path):
+    log = tmp_path / "train.log"
+    handler = make_handler(cls_data, logger_mode="file", logger_filename=str(log))
+    handler.train(1, progress_bar=False)
+    assert records(log.read_text(), "DEBUG") == [] and "Aggregated" not in log.read_text()
 
 
 def test_a_users_own_lightning_progress_bar_is_used_instead(cls_data, capfd):
@@ -165,7 +222,7 @@ def test_progress_monitor_prints_the_same_line(cls_data, capfd, tmp_path):
     handler.add_callback(ProgressMonitor())
     handler.train(2, validate_every=2, progress_bar=False)
     printed = capfd.readouterr().out.splitlines()
-    logged = [line.split(" - INFO - ")[1] for line in log.read_text().splitlines() if "- E" in line]
+    logged = [m for m in records(log.read_text()) if m.startswith("E")]
     assert printed == logged and len(printed) == 2
     assert printed[0].endswith(summary(handler, 0, validated=False))
     assert printed[1].endswith(summary(handler, 1, val_i=0))
@@ -180,3 +237,26 @@ def test_progress_monitor_precision(precision):
     p = precision
     expected = f"E3/4 [1.50s] Train Loss: {0.123456789:.{p}e} Train Metrics: [acc={0.5:.{p}f}]"
     assert line == expected + " | LR: 1.00e-02"
+
+
+def test_a_handlers_log_file_closes_with_the_handler(cls_data, tmp_path):
+    """Each handler has its own logger: when the handler is gone, so are its open log file and
+    its logger (a notebook making many handlers does not pile up open files)."""
+    import gc
+    import os
+
+    log = tmp_path / "train.log"
+    handler = make_handler(cls_data, logger_mode="file", logger_filename=str(log))
+    name = handler.logger.name
+
+    def open_on_log() -> int:
+        fds = os.listdir("/proc/self/fd")
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == str(log) for fd in fds)
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to see open files")
+    assert open_on_log() == 1 and name in logging.Logger.manager.loggerDict
+    del handler
+    gc.collect()
+    assert open_on_log() == 0 and name not in logging.Logger.manager.loggerDict
+    assert "NNHandler ready" in log.read_text()  # what was written stays

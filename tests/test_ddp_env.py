@@ -160,7 +160,26 @@ def test_trainer_arguments_slurm_2_nodes_x_4_gpus():
         "devices": 4,
         "num_nodes": 2,
     }
-    _check_ddp(args["strategy"], SLURMEnvironment, "nccl")
+    cluster = args["strategy"].cluster_environment
+    assert isinstance(cluster, SLURMEnvironment)
+    _check_ddp(args["strategy"], type(cluster), "nccl")
+
+
+def test_slurm_main_address_comes_from_the_launchers_node_list_parser(monkeypatch):
+    """Lightning's own parser reads ``c[01-02]n[1-2]`` as ``c01``; SLURM's first host is
+    ``c01n1``, which nn_handler_run's rendezvous endpoint also uses."""
+    from nn_handler.launch import torchrun_arguments
+
+    env = {**SLURM_2x4, "SLURM_NODELIST": "c[01-02]n[1-2]"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MASTER_ADDR", "unset below")  # so that monkeypatch restores its state
+    monkeypatch.delenv("MASTER_ADDR")  # Lightning reads the node list only without MASTER_ADDR
+    args = strategy_arguments(detect_distributed(None, env), torch.device("cpu"), {}, env=env)
+    assert args["strategy"].cluster_environment.main_address == "c01n1"
+    node_step = {**env, "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1"}  # one per node
+    launch = torchrun_arguments(["t.py"], node_step, cuda_count=0)[0]
+    assert f"--rdzv-endpoint=c01n1:{13000 + 4242}" in launch
 
 
 @pytest.fixture

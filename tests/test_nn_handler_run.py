@@ -97,9 +97,45 @@ def test_one_node_without_slurm_is_standalone():
     assert "--standalone" in args(["--standalone", "--nproc-per-node", "2", "t.py"])
 
 
+def test_the_originals_torchrun_options_reach_torchrun():
+    """A SLURM script's `nn_handler_run --rdzv-backend c10d ...` (the original's options), read
+    back by torchrun's own parser."""
+    from torch.distributed.run import get_args_parser
+
+    argv = [
+        "--rdzv-backend", "c10d", "--max-restarts", "2", "--monitor-interval", "0.5",
+        "--tee", "3", "--torchrun-extra=--log-dir=logs", "train.py", "--", "--lr", "1",
+    ]  # fmt: skip
+    out = args(argv, SLURM_TWO_NODES)
+    parsed = get_args_parser().parse_args(out)
+    assert (parsed.rdzv_backend, parsed.rdzv_endpoint) == ("c10d", f"gpu07:{13000 + 4242}")
+    assert (parsed.max_restarts, parsed.monitor_interval, parsed.tee) == (2, 0.5, "3")
+    assert parsed.log_dir == "logs" and parsed.node_rank == 1 and parsed.nnodes == "2"
+    assert (parsed.training_script, parsed.training_script_args) == ("train.py", ["--lr", "1"])
+    out = args(["--rdzv-backend", "static", "--rdzv-endpoint", "h:1", "t.py"])
+    assert get_args_parser().parse_args(out).rdzv_backend == "static"
+    assert not any(a.startswith(("--max-restarts", "--tee", "--monitor")) for a in args(["t.py"]))
+    with pytest.raises(SystemExit):  # torchrun's --tee takes 0-3
+        args(["--tee", "4", "t.py"])
+
+
+def test_default_endpoint_rdzv_endpoint_then_slurm_then_hostname():
+    env = {"RDZV_ENDPOINT": "head.cluster:29400", "MASTER_ADDR": "other"}
+    assert "--rdzv-endpoint=head.cluster:29400" in args(["t.py"], {**SLURM_TWO_NODES, **env})
+    assert "--rdzv-endpoint=head.cluster:29400" in args(["t.py"], env)  # one node, not standalone
+    assert "--rdzv-endpoint=cli:1" in args(["--rdzv-endpoint", "cli:1", "t.py"], env)
+    # several nodes outside SLURM: the first node is this one ($HOSTNAME, as the original)
+    out = args(["--nnodes", "2", "t.py"], {"HOSTNAME": "node-a"})
+    assert "--rdzv-endpoint=node-a:29500" in out and "--rdzv-backend=c10d" in out
+    assert "--rdzv-endpoint=localhost:29500" in args(["--nnodes", "2", "t.py"])
+    # an explicit backend on one node rendezvous as asked instead of --standalone
+    out = args(["--rdzv-backend", "c10d", "t.py"], {"HOSTNAME": "node-a"})
+    assert "--standalone" not in out and "--rdzv-endpoint=node-a:29500" in out
+
+
 def test_bad_launches_are_refused_with_the_fix():
     with pytest.raises(SystemExit, match="--rdzv-endpoint HOST:PORT"):
-        args(["--nnodes", "2", "t.py"])
+        args(["--nnodes", "2", "--node-rank", "1", "t.py"], {"HOSTNAME": "node-b"})
     with pytest.raises(SystemExit, match="--standalone is for one node"):
         args(["--standalone", "--nnodes", "2", "t.py"])
     step = {**SLURM_TWO_NODES, "SLURM_STEP_NUM_TASKS": "8"}
@@ -111,24 +147,38 @@ def test_bad_launches_are_refused_with_the_fix():
 
 @pytest.mark.parametrize(
     "nodelist, host",
-    [
+    [  # the first line of `scontrol show hostnames <nodelist>`
         ("node1", "node1"),
+        ("node[1-3]", "node1"),
+        ("node[01-02,05]", "node01"),
+        ("x[007]", "x007"),
+        ("c[01-02]n[1-2]", "c01n1"),
         ("gpu[03-05,07],cpu1", "gpu03"),
         ("a,b", "a"),
+        ("a b", "a"),
+        (" n[5,1-3] ", "n5"),
         ("rack[2-3]-n[10-12]", "rack2-n10"),
+        ("gpu-[1-2]", "gpu-1"),
         ("gpu-[1,4]", "gpu-1"),
     ],
 )
 def test_first_host(nodelist, host):
+    from nn_handler.utils.ddp import _first_host_from_slurm_nodelist
+
     assert first_host(nodelist) == host
+    assert _first_host_from_slurm_nodelist(nodelist) == host  # the same parser
+
+
+@pytest.mark.parametrize("nodelist", ["", ",node2", "a]b", "a[1", "a[]", "a[[1]]"])
+def test_first_host_refuses_what_is_not_a_host_list(nodelist):
+    with pytest.raises(ValueError, match="Cannot read a host name .* MASTER_ADDR"):
+        first_host(nodelist)
 
 
 def test_gpu_counts():
     assert [gpus_per_node(v) for v in ("4", "a100:4", "gpu:a100:2,gpu:v100:1")] == [4, 4, 3]
     with pytest.raises(ValueError, match="GPU count"):
         gpus_per_node("many")
-    with pytest.raises(ValueError, match="host name"):
-        first_host(",node2")
 
 
 def test_dry_run_prints_the_torchrun_command(capsys):
@@ -197,24 +247,22 @@ def _launch_two_nodes(tmp_path: Path, out: Path) -> tuple[list[int], list[str]]:
     endpoint = f"127.0.0.1:{_free_port()}"
     procs = []
     for node in (0, 1):
+        # node 0 is given the endpoint on its command line, node 1 through RDZV_ENDPOINT; both
+        # pass the original's torchrun options, as its SLURM scripts do
+        env = _env()
+        where = ["--rdzv-endpoint", endpoint] if node == 0 else []
+        if node == 1:
+            env["RDZV_ENDPOINT"] = endpoint
         cmd = [
             *launcher(),
-            "--nnodes",
-            "2",
-            "--nproc-per-node",
-            "2",
-            "--node-rank",
-            str(node),
-            "--rdzv-endpoint",
-            endpoint,
-            "--rdzv-id",
-            "two-nodes-test",
-            str(JOB),
-            str(out),
-        ]
+            "--nnodes", "2", "--nproc-per-node", "2", "--node-rank", str(node), *where,
+            "--rdzv-backend", "c10d", "--rdzv-id", "two-nodes-test",
+            "--max-restarts", "0", "--monitor-interval", "0.5", "--tee", "3",
+            str(JOB), str(out),
+        ]  # fmt: skip
         procs.append(
             subprocess.Popen(
-                cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
         )
     outputs = []
@@ -243,6 +291,7 @@ def test_two_nodes_on_one_machine(tmp_path):
     for node, text in enumerate(outputs):
         (tmp_path / f"node{node}.log").write_text(text)
     assert codes == [0, 0], "\n----\n".join(o[:3000] + "\n[...]\n" + o[-3000:] for o in outputs)
+    assert "[RDZV_ENDPOINT]" in outputs[1].splitlines()[0]  # node 1's endpoint came from there
     reports = _reports(out, 4)
     assert sorted(rep["rank"] for rep in reports) == [0, 1, 2, 3]
     nodes: dict[int, list[int]] = {}

@@ -50,14 +50,19 @@ def test_usage_example(capsys, forget_loggers):
         logger.error("Failed to load checkpoint")
 
     lines = Path("training_logs/run_001.log").read_text().splitlines()  # the folder was created
-    assert len(lines) == 3
-    # level, time, logger name, function and line, message
+    assert len(lines) == 4
+    # [level|time|logger name.function:line] message, as the original writes records
+    assert re.fullmatch(
+        r"\[INFO\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\|MyTrainingRun\.initialize_logger:\d+\] "
+        r"Logger initialized \(mode: BOTH, level: INFO\)\.",
+        lines[0],
+    )
     pattern = (
-        r"INFO - \d{4}-\d\d-\d\d [\d:,]+ - MyTrainingRun - test_usage_example:\d+ - "
+        r"\[INFO\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\|MyTrainingRun\.test_usage_example:\d+\] "
         r"Training started"
     )
-    assert re.fullmatch(pattern, lines[0])
-    assert lines[1].startswith("WARNING - ") and lines[2].endswith("Failed to load checkpoint")
+    assert re.fullmatch(pattern, lines[1])
+    assert lines[2].startswith("[WARNING|") and lines[3].endswith("] Failed to load checkpoint")
     assert capsys.readouterr().out.splitlines() == lines  # the console got the same records
 
 
@@ -85,6 +90,29 @@ def test_bad_input():
         initialize_logger("")
     with pytest.raises(ValueError, match="Unknown LoggingMode 'loud'"):
         initialize_logger("x_bad_mode", mode="loud")
+    with pytest.raises(ValueError, match="file_mode must be 'a' .* or 'w'"):
+        initialize_logger("x_bad_file_mode", mode="file", file_mode="r")
+    assert not logging.getLogger("x_bad_file_mode").handlers  # refused before any handler
+
+
+def test_file_mode_appends_or_starts_anew(forget_loggers):
+    """The original's file_mode, between filename and level."""
+    forget_loggers += ["append_run", "new_run", "positional_run"]
+    Path("run.log").write_text("kept\n")
+    initialize_logger("append_run", "file", "run.log", "a", logging.INFO).info("first")
+    text = Path("run.log").read_text()
+    assert text.startswith("kept\n") and text.endswith("] first\n")
+
+    initialize_logger("new_run", "file", "run.log", file_mode="w").info("second")
+    lines = Path("run.log").read_text().splitlines()  # overwritten
+    assert len(lines) == 2 and "Logger initialized" in lines[0] and lines[1].endswith("second")
+
+    # the documented positional order (logger_name, mode, filename, level) still gives a level
+    quiet = initialize_logger("positional_run", "file", "quiet.log", logging.WARNING)
+    quiet.info("dropped")
+    quiet.warning("kept")
+    assert Path("quiet.log").read_text().splitlines()[-1].endswith("] kept")
+    assert "dropped" not in Path("quiet.log").read_text() and quiet.level == logging.WARNING
 
 
 @pytest.mark.slow
@@ -102,4 +130,5 @@ def test_only_rank_zero_gets_a_logger_under_torchrun(tmp_path):
     reports = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["logger"] for r in reports] == [True, False]
     lines = (tmp_path / "training_logs" / "run_001.log").read_text().splitlines()
-    assert len(lines) == 1 and lines[0].endswith("Training started on rank 0")
+    assert len(lines) == 2 and "] Logger initialized (mode: BOTH" in lines[0]
+    assert lines[1].endswith("] Training started on rank 0")

@@ -86,7 +86,9 @@ def _check_job(reports: list[dict]) -> None:
         assert (rep["rank"], rep["local_rank"], rep["world_size"]) == (r, r, 2)
         assert rep["source"] == "slurm" and rep["pg_ready_at_construction"] is True
         probe = rep["probe"]
-        assert probe["cluster"] == "SLURMEnvironment"  # what Lightning itself used
+        # what Lightning itself used: its SLURMEnvironment reading the node list as
+        # nn_handler_run does
+        assert probe["cluster"] == "_SLURMEnvironment"
         assert (probe["strategy"], probe["world"], probe["backend"]) == ("DDPStrategy", 2, "gloo")
         assert probe["sampler_epochs"] == [0, 1, 2]
         assert len(rep["history"]["train_losses"]) == 3  # the rank-0 stop held on both ranks

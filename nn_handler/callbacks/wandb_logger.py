@@ -24,6 +24,11 @@ def _import_wandb() -> Any:
         ) from err
 
 
+def _name(obj: Any) -> str:
+    """A class's or function's name; an instance's class name (``nn.CrossEntropyLoss()``)."""
+    return getattr(obj, "__name__", None) or type(obj).__name__
+
+
 class WandbLogger(Callback):
     """Log the epoch logs to a Weights & Biases run (rank 0), step = epoch (1-based).
 
@@ -71,19 +76,25 @@ class WandbLogger(Callback):
         self.run_id: str | None = None
 
     def handler_config(self) -> dict[str, Any]:
-        """The handler settings recorded when ``config`` is not given."""
+        """The handler settings recorded when ``config`` is not given, with the original's keys:
+        the model's keyword arguments, ``model_class``, ``model_type``, the optimizer's keyword
+        arguments, ``optimizer_class``, the scheduler's, ``scheduler_class``, ``loss_fn`` and the
+        loss's keyword arguments, ``device`` and ``seed`` (read from ``handler.setup``)."""
         h = self.handler
         if h is None:
             return {}
-        config: dict[str, Any] = dict(getattr(h, "_model_kwargs", None) or {})
-        config["model_class"] = getattr(getattr(h, "_model_class", None), "__name__", None)
-        config["model_type"] = getattr(getattr(h, "_model_type", None), "name", None)
-        config["optimizer_class"] = type(h.optimizer).__name__ if h.optimizer is not None else None
-        config.update(getattr(h, "_optimizer_kwargs", None) or {})
-        config["scheduler_class"] = type(h.scheduler).__name__ if h.scheduler is not None else None
-        config.update(getattr(h, "_scheduler_kwargs", None) or {})
-        loss = h.loss_fn
-        config["loss_fn"] = getattr(loss, "__name__", type(loss).__name__) if loss else None
+        setup = h.setup
+        config: dict[str, Any] = dict(setup.model.kwargs)
+        config["model_class"] = _name(setup.model.target)
+        config["model_type"] = setup.model_type.name
+        for key, component in (("optimizer", setup.optimizer), ("scheduler", setup.scheduler)):
+            if component is not None:
+                config.update(component.kwargs)
+            config[f"{key}_class"] = _name(component.target) if component is not None else None
+        loss = setup.loss
+        config["loss_fn"] = _name(loss.fn) if loss is not None else None
+        if loss is not None:
+            config.update(loss.kwargs)
         config["device"] = str(h.device)
         config["seed"] = h.seed
         return config

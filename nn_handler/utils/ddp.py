@@ -12,7 +12,6 @@ import inspect
 import numbers
 import pickle
 import traceback
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
@@ -23,6 +22,7 @@ import torch.distributed as dist
 
 from .._devices import resolve_device as _resolve_device  # noqa: F401 - the original's name
 from .._devices import to_cpu
+from .._warnings import warn_user
 
 __all__ = [
     "initialize_ddp",
@@ -115,20 +115,19 @@ def _should_use_distributed(use_distributed_flag: bool | None) -> bool:
         return False
     found = detect_distributed(None).distributed
     if use_distributed_flag and not found:
-        warnings.warn(
+        warn_user(
             "DDP was requested but this process is not part of a job of more than one process "
             "(no RANK/WORLD_SIZE from torchrun, nor an srun step); running without DDP.",
             RuntimeWarning,
-            stacklevel=2,
         )
     return found
 
 
 def _first_host_from_slurm_nodelist(nodelist: str) -> str:
     """The first host of a SLURM node list (``"node[003-005,9]"`` → ``"node003"``)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
+    from .._slurm_hosts import first_host
 
-    return SLURMEnvironment.resolve_root_node_address(nodelist)
+    return first_host(nodelist)
 
 
 def _rank_set(rank_or_ranks: int | Iterable[int]) -> frozenset[int]:
@@ -264,10 +263,9 @@ def _target_devices(num_gpus: int | None, what: str, warn: bool = True) -> list[
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if available == 0:
         if num_gpus is not None and warn:
-            warnings.warn(
+            warn_user(
                 f"num_gpus={num_gpus}: CUDA is not available, so {what} runs once on the CPU.",
                 RuntimeWarning,
-                stacklevel=4,
             )
         return [torch.device("cpu")]
     count = available if num_gpus is None else num_gpus
