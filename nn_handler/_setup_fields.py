@@ -282,7 +282,8 @@ class PlainCodec(Codec):
         if ckpt.get(self.key) is None:
             return None
         try:
-            return self.from_plain(_refs.decode(ckpt[self.key], self.key, ctx.trust))
+            # A setting is plain data: a stored class or module here is refused unbuilt.
+            return self.from_plain(_refs.decode_plain(ckpt[self.key], self.key))
         except (Unresolvable, TypeError, ValueError) as err:
             ctx.warn(f"{self.key} not restored: {err}.")
             return None
@@ -655,8 +656,8 @@ class TrainOptionsCodec(Codec):
         stored = dict(ckpt.get("training_options") or {})
         known = {k: v for k, v in stored.items() if k in TrainOptions.__dataclass_fields__}
         try:
-            known["trainer_kwargs"] = _refs.decode(
-                known.get("trainer_kwargs") or {}, "trainer_kwargs", ctx.trust
+            known["trainer_kwargs"] = _refs.decode_kwargs(
+                known.get("trainer_kwargs"), "trainer_kwargs", ctx.trust, plain=not ctx.trust
             )
             return TrainOptions.checked(**known)
         except (Unresolvable, TypeError, ValueError) as err:

@@ -52,7 +52,9 @@ def test_the_next_save_removes_only_abandoned_temp_files_of_the_writer():
                 touch("notes.tmp", STALE_AFTER_S + 60),
             ]
             directory = f".dir.pth.{here}-{dead_pid()}.abcdefgh.tmp"
-            os.mkdir(directory)  # not a regular file
+            os.mkdir(directory)  # a directory of that name holding a user's file: not ours
+            with open(os.path.join(directory, "notes.txt"), "w") as handle:
+                handle.write("mine")
             kept.append(directory)
             atomic_save({"w": torch.ones(2)}, "model.pth")
             left = set(os.listdir("."))
