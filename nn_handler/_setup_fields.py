@@ -306,6 +306,7 @@ class ModelCodeCodec(PlainCodec):
         super().__init__(
             "model_code",
             None,
+            from_plain=_of_kind(str, "model_code"),
             not_in_config="derived from the model class's source when save_model_code is on",
         )
 
@@ -781,6 +782,17 @@ def _plain_kwargs(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _of_kind(kind: type, key: str) -> Any:
+    """A reader that takes only a ``kind`` value (what the slot declares), else ``TypeError``."""
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(f"{key} must be a {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return read
+
+
 def _seed(value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise TypeError(f"seed must be an int, got {value!r}")
@@ -792,7 +804,9 @@ CODECS: dict[str, Codec] = {
     "model_type": PlainCodec(
         "model_type", "model.model_type", to_plain=lambda v: v.value, from_plain=_model_type
     ),
-    "save_model_code": PlainCodec("save_model_code", "model.save_model_code", from_plain=bool),
+    "save_model_code": PlainCodec(
+        "save_model_code", "model.save_model_code", from_plain=_of_kind(bool, "save_model_code")
+    ),
     "model_code": ModelCodeCodec(),
     "optimizer": ComponentCodec(
         "optimizer",

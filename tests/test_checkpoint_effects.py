@@ -27,8 +27,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from effects_watch import Effects
-from safety_parts import Nested, PlainSampler, StatefulCallback, accuracy
-from torch.utils.data import TensorDataset
+from safety_parts import Nested, full_handler, small_data
 
 import nn_handler
 import nn_handler.checkpointing
@@ -39,23 +38,7 @@ MARK = "__nn_handler__"
 
 
 # ------------------------------------------------------------------- fixtures
-def _data() -> TensorDataset:
-    x = torch.randn(32, 8)
-    return TensorDataset(x, (x[:, 0] > 0).long())
-
-
-def _handler() -> NNHandler:
-    torch.manual_seed(0)
-    h = NNHandler(Nested, sizes=[8, 6], extra={"depth": [1, {"k": 2}]})
-    h.set_optimizer(torch.optim.Adam, lr=0.01)
-    h.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
-    h.set_loss_fn(torch.nn.functional.cross_entropy)
-    h.add_metric("acc", accuracy)
-    h.add_metric("ce", torch.nn.CrossEntropyLoss(weight=torch.ones(3)))
-    h.add_callback(StatefulCallback("x"))
-    h.set_sampler(PlainSampler, width=3, options={"a": [1, 2]})
-    h.set_train_loader(_data(), batch_size=16)
-    return h
+_data, _handler = small_data, full_handler
 
 
 @pytest.fixture(scope="module")
@@ -474,3 +457,25 @@ def test_a_link_in_a_multi_file_checkpoint_is_refused(sandbox, route, which):
     assert effects.problems() == []
     assert loaded is None and isinstance(error, ValueError)
     assert str(folder / which) in str(error) and "symbolic link" in str(error)
+
+
+# ------------------------------------------------------- a file cannot declare itself trusted
+def test_a_file_cannot_mark_itself_as_an_opted_in_legacy_pickle(good, sandbox):
+    """The legacy reader's mark (which makes load trust the file) is never taken from the file:
+    a planted partial stays refused."""
+    canary = sandbox.home / "RAN"
+    partial = {
+        MARK: "partial",
+        "func": {MARK: "ref", "path": "safety_parts:marking_loss"},
+        "args": [],
+        "kwargs": {"path": str(canary)},
+    }
+    evil = dict(good, loss_fn=partial, loss_fn_kwargs={})
+    evil["__nn_handler_legacy_pickle__"] = True
+    file = sandbox.save(evil)
+    with sandbox.watch() as effects:
+        with pytest.warns(UserWarning, match=r"Loss not restored.*partial"):
+            loaded = NNHandler.load(str(file))
+        _then_train(loaded)
+    assert loaded.loss_fn is torch.nn.functional.cross_entropy  # set by _then_train
+    assert effects.problems() == [] and not canary.exists()

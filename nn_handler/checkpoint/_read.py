@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import reprlib
 import stat
 import warnings
 import zipfile
@@ -150,16 +151,16 @@ def check_format(ckpt: dict[str, Any], where: str) -> None:
         return
     if isinstance(found, bool) or not isinstance(found, int) or found < 1:
         raise ValueError(
-            f"{where} has checkpoint_format={found!r}, which is not a format this version of "
-            f"nn_handler knows (it reads formats 1 to {FORMAT_VERSION})."
+            f"{where} has checkpoint_format={reprlib.repr(found)}, which is not a format this "
+            f"version of nn_handler knows (it reads formats 1 to {FORMAT_VERSION})."
         )
     if found > FORMAT_VERSION:
         from .._version import __version__
 
         raise ValueError(
-            f"{where} was written in checkpoint format {found}, newer than format "
-            f"{FORMAT_VERSION} that nn_handler {__version__} reads. Upgrade nn_handler "
-            "(pip install -U nn-handler) to load it."
+            f"{where} was written in checkpoint format {reprlib.repr(found)}, newer than format "
+            f"{FORMAT_VERSION} that nn_handler {__version__} reads (its checkpoint_format). "
+            "Upgrade nn_handler (pip install -U nn-handler) to load it."
         )
 
 

@@ -43,6 +43,14 @@ def _warn(message: str) -> None:
 
 
 # ----------------------------------------------------------------- reading
+def _without_mark(obj: Any) -> Any:
+    """``obj`` without the legacy mark: only the legacy reader sets it, never a file's own key
+    (a file holding it would otherwise be trusted)."""
+    if isinstance(obj, dict):
+        obj.pop(LEGACY_MARK, None)
+    return obj
+
+
 def _read_object(
     path: str, map_location: Any, allow_legacy_pickle: bool, trust: bool = False
 ) -> Any:
@@ -53,9 +61,9 @@ def _read_object(
     (``trust``) skips the check of its pickle's globals: ``torch.load(weights_only=True)`` alone.
     """
     if _multi.is_multi_file(path):  # a directory that is one checkpoint, not a folder of them
-        return _multi.read_multi_file(path, map_location, scan=not trust)
+        return _without_mark(_multi.read_multi_file(path, map_location, scan=not trust))
     try:
-        return _read.read_file(path, map_location, scan=not trust)
+        return _without_mark(_read.read_file(path, map_location, scan=not trust))
     except _read.NeedsCode:
         # Only a file that needs code: a damaged or newer file keeps its own error.
         if not allow_legacy_pickle:
@@ -165,6 +173,10 @@ _COMPONENT_KEYS = {
     "sde": "sde_class, sde_kwargs",
     "sampler": "sampler_class, sampler_kwargs",
 }
+_HISTORY_KEYS = (
+    "train_losses, val_losses, train_metrics_history, val_metrics_history, global_step, "
+    "handler_global_step"
+)
 _FIELD_KEYS = {
     **_COMPONENT_KEYS,
     "loss": "loss_fn, loss_fn_kwargs, pass_epoch_to_loss",
@@ -276,8 +288,8 @@ def load_handler(
         if not skip_sampler_sde:
             with _entry(file, "sampler_state_dict"):
                 _load_sampler_state(handler, ckpt, ctx.trust)
-        if restore_rng and ckpt.get("rng_states"):
-            with _entry(file, "rng_states"):
+        with _entry(file, "rng_states"):
+            if restore_rng and ckpt.get("rng_states"):
                 _restore_rng_states(ckpt["rng_states"])
     handler.runtime.logger.info("Loaded checkpoint %s.", file)
     return handler
@@ -312,7 +324,7 @@ def _load_states(
         _load_optimization_states(handler, ckpt)
     state = handler.run_state
     if not skip_history:
-        with _entry(file, "the history (train_losses, val_losses, *_metrics_history, ...)"):
+        with _entry(file, _HISTORY_KEYS):
             state.load_history(ckpt)
     if not skip_ema:
         with _entry(file, "ema_decay, ema_state_dict, grad_scaler_state_dict"):
