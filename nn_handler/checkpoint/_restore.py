@@ -302,6 +302,11 @@ def _read_setup(ckpt: dict[str, Any], ctx: ReadContext) -> Setup:
     )
 
 
+def _load_history(state: RunState, ckpt: dict[str, Any], skip_history: bool) -> None:
+    if not skip_history:
+        state.load_history(ckpt)
+
+
 def _load_states(
     handler: Any,
     ckpt: dict[str, Any],
@@ -323,9 +328,8 @@ def _load_states(
     with _entry(file, "optimizer_state_dict, scheduler_state_dict"):
         _load_optimization_states(handler, ckpt)
     state = handler.run_state
-    if not skip_history:
-        with _entry(file, _HISTORY_KEYS):
-            state.load_history(ckpt)
+    with _entry(file, _HISTORY_KEYS):
+        _load_history(state, ckpt, skip_history)
     if not skip_ema:
         with _entry(file, "ema_decay, ema_state_dict, grad_scaler_state_dict"):
             _load_ema_and_scaler(state, handler.module, handler.device, ckpt)
