@@ -159,8 +159,8 @@ def check_format(ckpt: dict[str, Any], where: str) -> None:
 
         raise ValueError(
             f"{where} was written in checkpoint format {reprlib.repr(found)}, newer than format "
-            f"{FORMAT_VERSION} that nn_handler {__version__} reads (its checkpoint_format). "
-            "Upgrade nn_handler (pip install -U nn-handler) to load it."
+            f"{FORMAT_VERSION} that nn_handler {__version__} reads. Upgrade nn_handler "
+            "(pip install -U nn-handler) to load it (see its checkpoint_format)."
         )
 
 

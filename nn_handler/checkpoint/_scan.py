@@ -105,6 +105,7 @@ def globals_in(stream: io.BufferedIOBase) -> tuple[list[str], object]:
     memo: dict[int, object] = {}
     recent: list[object] = []  # values the last opcodes pushed, as far as they are strings
     value: object = None
+    unreadable = ""  # raised once the whole pickle parsed (junk bytes are a damaged file)
     for op, arg, _ in pickletools.genops(stream):
         kind = op.name
         if kind in ("GLOBAL", "INST"):
@@ -113,11 +114,12 @@ def globals_in(stream: io.BufferedIOBase) -> tuple[list[str], object]:
             recent = []
         elif kind == "STACK_GLOBAL":
             if len(recent) < 2 or not all(isinstance(v, str) for v in recent[-2:]):
-                raise NotOurs("a global whose name is computed while unpickling")
-            names.append(f"{recent[-2]}.{recent[-1]}")
+                unreadable = unreadable or "a global whose name is computed while unpickling"
+            else:
+                names.append(f"{recent[-2]}.{recent[-1]}")
             recent = []
         elif kind.startswith("EXT"):
-            raise NotOurs("a global of the copyreg extension registry")
+            unreadable = unreadable or "a global of the copyreg extension registry"
         elif kind in _STRINGS:
             recent.append(arg)
         elif kind == "MEMOIZE":
@@ -130,6 +132,8 @@ def globals_in(stream: io.BufferedIOBase) -> tuple[list[str], object]:
             recent = []
         if kind in ("BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG"):
             value = arg
+    if unreadable:
+        raise NotOurs(unreadable)
     return names, value
 
 
@@ -191,14 +195,20 @@ def check_file(path: str) -> None:
         NeedsCode: a pickle global outside the list (the message names the file and the
             reference).
     """
-    if zipfile.is_zipfile(path):
-        try:
+    try:
+        if zipfile.is_zipfile(path):
             _check_zip(path)
-        except (zipfile.BadZipFile, ValueError, EOFError) as err:
-            if isinstance(err, NotOurs):
-                raise
-            return  # damaged: the CRC pass and torch.load say what is wrong
-        return
+            return
+    except NotOurs:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:
+        # A container this reader cannot follow is not read at all: another reader (torch's)
+        # might still find records in it that were never checked.
+        text = str(err).strip().splitlines()
+        raise NotOurs(
+            f"{path!r} is truncated or corrupted and cannot be read as a checkpoint "
+            f"({type(err).__name__}: {text[0] if text else ''})."
+        ) from None
     try:
         _check_legacy(path)
     except NeedsCode:
