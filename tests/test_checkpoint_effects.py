@@ -479,3 +479,50 @@ def test_a_file_cannot_mark_itself_as_an_opted_in_legacy_pickle(good, sandbox):
         _then_train(loaded)
     assert loaded.loss_fn is torch.nn.functional.cross_entropy  # set by _then_train
     assert effects.problems() == [] and not canary.exists()
+
+
+# ------------------------------------------------------------ the CLI's --ckpt_path route
+@pytest.mark.slow
+def test_the_cli_refuses_a_planted_resume_file_unread(tmp_path, sandbox, monkeypatch):
+    """Rows 4 and 6 through ``nn-handler fit --ckpt_path``: refused before Lightning reads it."""
+    import torch.distributed.tensor  # noqa: F401 - what puts DeviceMesh on torch's allow-list
+    from nn_handler.adapters.cli import NNHandlerCLI
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "cli"
+    monkeypatch.syspath_prepend(str(examples))
+    from blobs import GaussianBlobs
+    from mlp import MLP
+
+    h = NNHandler(MLP, hidden=8)
+    h.set_optimizer(torch.optim.Adam, lr=0.01)
+    h.set_loss_fn(torch.nn.functional.cross_entropy)
+    h.set_train_loader(GaussianBlobs(n_samples=32), batch_size=16)
+    h.export_config(str(tmp_path / "run.yaml"), epochs=1, progress_bar=False)
+    h.save(str(tmp_path / "good.pth"))
+    good = torch.load(tmp_path / "good.pth", weights_only=True)
+    name = _plant_module(sandbox)
+    hparams = {"_class_path": f"{name}.Net", "sizes": [8, 6]}  # LightningCLI's own key
+    planted = {
+        "DeviceMesh": sandbox.save({**good, "planted": _MeshPickle()}, "mesh.pth"),
+        "compressed": _deflated(good, sandbox),
+        None: sandbox.save({**good, "hyper_parameters": hparams}, "hparams.pth"),
+    }
+    monkeypatch.chdir(tmp_path)
+    try:
+        for expected, file in planted.items():
+            args = ["fit", "--config", "run.yaml", "--ckpt_path", str(file)]
+            args += ["--trainer.enable_checkpointing", "false", "--trainer.logger", "false"]
+            with sandbox.watch() as effects:
+                _, error = _quietly(lambda args=args: NNHandlerCLI(args=args))
+            assert effects.problems((name,)) == [], effects.problems((name,))
+            if expected is None:  # the file's hyper_parameters are ignored: the config rules
+                assert error is None and name not in sys.modules
+                continue
+            assert isinstance(error, ValueError) and str(file) in str(error)
+            assert expected in str(error)
+    finally:
+        sys.modules.pop(name, None)
+        for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+            os.environ.pop(key, None)
+        if dist.is_initialized():
+            dist.destroy_process_group()
