@@ -526,3 +526,16 @@ def test_the_cli_refuses_a_planted_resume_file_unread(tmp_path, sandbox, monkeyp
             os.environ.pop(key, None)
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def test_a_file_chosen_model_size_is_bounded_by_the_weights_it_stores(good, sandbox, real_linears):
+    """The model's own arguments come from the file too: ``sizes=[4096, 4096]`` with the
+    weights of ``sizes=[8, 6]`` is refused before the model is built (measured on ``meta``)."""
+    evil = dict(good, model_kwargs={**good["model_kwargs"], "sizes": [_BIG, _BIG]})
+    file = sandbox.save(evil)
+    with pytest.raises(ValueError, match=r"model_kwargs.*takes \d+ bytes.*stores \d+ bytes"):
+        NNHandler.load(str(file))
+    assert (_BIG, _BIG) not in real_linears
+    # Arguments the user passes win over the file's (and are the user's choice).
+    loaded = NNHandler.load(str(file), model_kwargs={"sizes": [8, 6]})
+    assert loaded.module.body[0].weight.shape == (6, 8)

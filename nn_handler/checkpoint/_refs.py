@@ -34,6 +34,7 @@ __all__ = [
     "FUNCTION",
     "MISSING",
     "MODULE_CLASS",
+    "MODULE_SLACK_BYTES",
     "Unresolvable",
     "UnsafeReference",
     "constructor_kwargs",
@@ -43,6 +44,8 @@ __all__ = [
     "decode_plain",
     "encode",
     "is_marker",
+    "meta_bytes",
+    "nbytes",
     "note_main",
 ]
 
@@ -253,7 +256,7 @@ def decode_plain(value: Any, where: str) -> Any:
 
 # A module a file describes may hold this much more than the tensors the file stores for it
 # (metric states, default buffers): beyond it, the file would choose how much memory is taken.
-_MODULE_SLACK_BYTES = 16 * 2**20
+MODULE_SLACK_BYTES = 16 * 2**20
 
 
 def _held_tensors(module: nn.Module) -> list[torch.Tensor]:
@@ -268,30 +271,44 @@ def _held_tensors(module: nn.Module) -> list[torch.Tensor]:
     return list(found.values())
 
 
-def _nbytes(tensors: Any) -> int:
+def nbytes(tensors: Any) -> int:
+    """Bytes held by the tensors among ``tensors``."""
     return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def meta_bytes(
+    cls: type, kwargs: dict[str, Any], fallback: bool = True, state_only: bool = False
+) -> int:
+    """Bytes of the tensors ``cls(**kwargs)`` would hold, built on the ``meta`` device (shapes
+    only, no memory): every tensor it holds, or with ``state_only`` those of its
+    ``state_dict`` (what a file's weights must cover). ``fallback``: ``cls()`` when the
+    arguments no longer fit (as decoding does). Raises what the constructor raises."""
+    with torch.device("meta"):
+        try:
+            probe = cls(**kwargs)
+        except TypeError:
+            if not fallback:
+                raise
+            probe = cls()
+    held = probe.state_dict().values() if state_only else _held_tensors(probe)
+    return nbytes(t for t in held if isinstance(t, torch.Tensor) and t.is_meta)
 
 
 def _check_size(cls: type, kwargs: dict[str, Any], state: dict[str, Any], where: str) -> None:
     """Refuse a module whose tensors would take more memory than the file stores for it.
 
-    The module is first built on the ``meta`` device (shapes only, no memory), so the file's
-    arguments (``Linear(23000, 23000)``) cannot make loading allocate before this check.
+    The module is first built on the ``meta`` device, so the file's arguments
+    (``Linear(23000, 23000)``) cannot make loading allocate before this check.
     """
     try:
-        with torch.device("meta"):
-            try:
-                probe = cls(**kwargs)
-            except TypeError:
-                probe = cls()
+        wanted = meta_bytes(cls, kwargs)
     except Exception as err:  # noqa: BLE001 - a module that cannot be sized is not built
         raise UnsafeReference(
             f"{where}: {cls.__qualname__} cannot be sized before it is built "
             f"({type(err).__name__}: {err})" + _TRUST_HINT
         ) from None
-    wanted = _nbytes(t for t in _held_tensors(probe) if t.is_meta)
-    stored = _nbytes(state.values()) + _nbytes(kwargs.values())
-    if wanted > stored + _MODULE_SLACK_BYTES:
+    stored = nbytes(state.values()) + nbytes(kwargs.values())
+    if wanted > stored + MODULE_SLACK_BYTES:
         raise UnsafeReference(
             f"{where}: {cls.__qualname__} with the stored arguments takes {wanted} bytes, but the "
             f"file stores {stored} bytes for it; a file does not choose how much memory loading "

@@ -275,6 +275,9 @@ def load_handler(
             skip=_skipped(skip_optimizer, skip_scheduler, skip_callbacks, skip_sampler_sde),
         )
         setup = _read_setup(ckpt, ctx)
+        if not ctx.trust and model_kwargs is None:
+            with _entry(file, "model_class, model_kwargs"):
+                _check_model_size(setup, ckpt)
         if skip_callbacks and callbacks:
             setup = setup.replace(callbacks=tuple(callbacks))
         with _entry(file, "device"):
@@ -293,6 +296,25 @@ def load_handler(
                 _restore_rng_states(ckpt["rng_states"])
     handler.runtime.logger.info("Loaded checkpoint %s.", file)
     return handler
+
+
+def _check_model_size(setup: Setup, ckpt: dict[str, Any]) -> None:
+    """Refuse a model whose file-chosen arguments take more memory than the weights the file
+    stores (``hidden=10**6`` in ``model_kwargs``), measured on the ``meta`` device."""
+    model = setup.model
+    try:
+        wanted = _refs.meta_bytes(model.target, dict(model.kwargs), fallback=False, state_only=True)
+    except Exception:  # noqa: BLE001 - not measurable unbuilt: the real build reports errors
+        return
+    weights = ckpt.get("model_state_dict")
+    stored = _refs.nbytes(weights.values()) if isinstance(weights, dict) else 0
+    if wanted > stored + _refs.MODULE_SLACK_BYTES:
+        raise ValueError(
+            f"{model.name} built with the file's model_kwargs takes {wanted} bytes, but the "
+            f"file stores {stored} bytes of weights for it: a file does not choose how much "
+            "memory loading takes. Pass model_kwargs={...} (or trust_checkpoint=True if you "
+            "trust this file)."
+        )
 
 
 def _read_setup(ckpt: dict[str, Any], ctx: ReadContext) -> Setup:
