@@ -192,6 +192,18 @@ class NNHandlerCLI(LightningCLI):
             exit_on_import_problems([str(a) for a in argv])
         super().parse_arguments(parser, args)
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI would torch.load ``--ckpt_path`` here and let its ``hyper_parameters``
+        # replace the config's model (a class path the file chose, imported and built). A
+        # checkpoint is data: the config (code the user runs) says what is built; the file is
+        # checked before anything reads it, and Lightning reads it again only to resume.
+        from ..checkpoint._scan import check_file
+
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and os.path.isfile(ckpt_path):
+            check_file(os.fspath(ckpt_path))
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         # ``data:`` may omit ``class_path``: HandlerDataModule is the default.
         parser.set_defaults({"data": {"class_path": _DATAMODULE_PATH}})

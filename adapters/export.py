@@ -112,6 +112,11 @@ class ExportedHandlerModule(HandlerModule):
         return callbacks
 
     def setup(self, stage: str) -> None:
+        # Lightning reads ``ckpt_path`` after this hook: a file holding what no checkpoint of
+        # ours holds (a DeviceMesh, compressed entries) is refused before torch.load builds it.
+        from .checked_io import check_reads
+
+        check_reads(self.trainer.strategy)
         # Lightning appends model callbacks after the Trainer's own; the epoch logs must come
         # first, as in train(), so that Lightning callbacks reading ``loss`` at epoch end see it.
         from .callback_bridge import NativeCallbackBridge

@@ -1,5 +1,6 @@
 """nn_handler: a drop-in NNHandler training API for PyTorch, running on PyTorch Lightning."""
 
+from ._safe_modules import register_safe_modules
 from ._version import __version__
 from .callbacks import *  # noqa: F403 - every callback is public at the top level
 from .callbacks import __all__ as _callbacks_all
@@ -23,6 +24,7 @@ __all__ = [
     "VESDE",
     "VPSDE",
     "denoising_score_matching",
+    "register_safe_modules",
     "__version__",
     *_callbacks_all,
 ]

@@ -7,8 +7,9 @@ checked here, once, for every reader:
 - the object must be of the kind the slot expects (a model slot takes an ``nn.Module``
   subclass, an optimizer slot an ``Optimizer`` subclass, ...);
 - unless the caller trusts the file, nothing from the Python standard library is resolved (that
-  is where process, file and code-execution functions live), and a path may not walk through a
-  module attribute of another module (``"torch:os.system"``).
+  is where process, file and code-execution functions live), a path may not walk through a
+  module attribute of another module (``"torch:os.system"``), and nothing is imported that is
+  neither imported already nor a safe module (``_safe_modules``): importing runs the module.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from ._safe_modules import import_refused, importable
 
 __all__ = [
     "Kind",
@@ -156,6 +159,8 @@ def lookup(path: str, trust: bool = True) -> Any:
         raise UnsafeReference(
             f"{path!r} names the Python standard library, which a checkpoint may not choose"
         )
+    if not trust and not importable(module_name):
+        raise UnsafeReference(import_refused(path, module_name))
     if module_name == "__main__":
         module = sys.modules.get("__main__")
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,14 +191,24 @@ class Setup:
         return out
 
     @classmethod
-    def from_checkpoint(cls, ckpt: dict[str, Any], ctx: ReadContext) -> Setup:
-        """The setup a checkpoint describes; the model field must resolve, others are warned."""
+    def from_checkpoint(
+        cls,
+        ckpt: dict[str, Any],
+        ctx: ReadContext,
+        guard: Callable[[str], AbstractContextManager[Any]] | None = None,
+    ) -> Setup:
+        """The setup a checkpoint describes; the model field must resolve, others are warned.
+
+        ``guard(field)``, when given, wraps the reading of each field (the loader uses it to
+        name the file and the entries in any error).
+        """
         values: dict[str, Any] = {}
         for name in cls.field_names():
             codec = cls.codec(name)
             if name in ctx.skip:
                 continue
-            value = codec.from_checkpoint(ckpt, ctx, values)
+            with guard(name) if guard is not None else nullcontext():
+                value = codec.from_checkpoint(ckpt, ctx, values)
             if value is not None or name == "model":
                 values[name] = value
         return cls(**values)

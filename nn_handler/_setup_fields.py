@@ -283,7 +283,8 @@ class PlainCodec(Codec):
         if ckpt.get(self.key) is None:
             return None
         try:
-            return self.from_plain(_refs.decode(ckpt[self.key], self.key, ctx.trust))
+            # A setting is plain data: a stored class or module here is refused unbuilt.
+            return self.from_plain(_refs.decode_plain(ckpt[self.key], self.key))
         except (Unresolvable, TypeError, ValueError) as err:
             ctx.warn(f"{self.key} not restored: {err}.")
             return None
@@ -306,6 +307,7 @@ class ModelCodeCodec(PlainCodec):
         super().__init__(
             "model_code",
             None,
+            from_plain=_of_kind(str, "model_code"),
             not_in_config="derived from the model class's source when save_model_code is on",
         )
 
@@ -659,8 +661,8 @@ class TrainOptionsCodec(Codec):
         stored = dict(ckpt.get("training_options") or {})
         known = {k: v for k, v in stored.items() if k in TrainOptions.__dataclass_fields__}
         try:
-            known["trainer_kwargs"] = _refs.decode(
-                known.get("trainer_kwargs") or {}, "trainer_kwargs", ctx.trust
+            known["trainer_kwargs"] = _refs.decode_kwargs(
+                known.get("trainer_kwargs"), "trainer_kwargs", ctx.trust, plain=not ctx.trust
             )
             return TrainOptions.checked(**known)
         except (Unresolvable, TypeError, ValueError) as err:
@@ -784,6 +786,17 @@ def _plain_kwargs(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def _of_kind(kind: type, key: str) -> Any:
+    """A reader that takes only a ``kind`` value (what the slot declares), else ``TypeError``."""
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(f"{key} must be a {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    return read
+
+
 def _seed(value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise TypeError(f"seed must be an int, got {value!r}")
@@ -795,7 +808,9 @@ CODECS: dict[str, Codec] = {
     "model_type": PlainCodec(
         "model_type", "model.model_type", to_plain=lambda v: v.value, from_plain=_model_type
     ),
-    "save_model_code": PlainCodec("save_model_code", "model.save_model_code", from_plain=bool),
+    "save_model_code": PlainCodec(
+        "save_model_code", "model.save_model_code", from_plain=_of_kind(bool, "save_model_code")
+    ),
     "model_code": ModelCodeCodec(),
     "optimizer": ComponentCodec(
         "optimizer",

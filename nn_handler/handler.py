@@ -627,8 +627,10 @@ class NNHandler:
         Extra keyword arguments: ``model_class``, ``model_kwargs``, ``loss_fn``, ``metrics``,
         ``callbacks`` (what the file could not store, or what you would rather give),
         ``trust_checkpoint`` (rebuild functions and ``partial``s the file names: only for files
-        you trust), ``allow_legacy_pickle`` (unsafe: original NNHandler pickles),
-        ``trust_model_code``, ``restore_rng`` (default ``True``); others go to the constructor.
+        you trust), ``safe_modules`` (modules the file may import from, for this load; see
+        :func:`nn_handler.register_safe_modules`), ``allow_legacy_pickle`` (unsafe: original
+        NNHandler pickles), ``trust_model_code``, ``restore_rng`` (default ``True``); others go
+        to the constructor.
         See docs/checkpointing.md.
         """
         from .checkpoint import load_handler

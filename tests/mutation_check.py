@@ -59,6 +59,8 @@ _TWO_RANKS = "tests/test_ddp_two_ranks.py"
 _CALLBACKS = "tests/test_callbacks.py"
 _LAUNCHER_PARTS = "tests/test_launcher_parts.py"
 _CHUNKED = "tests/test_chunked_steps.py"
+_EFFECTS = "tests/test_checkpoint_effects.py"
+_FUZZ = "tests/test_checkpoint_fuzz_types.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------ checkpointing and resume
@@ -476,6 +478,93 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/test_autosaver.py::test_another_process_rewrite_of_the_previous_file_survives",
         ),
         bug="the AutoSaver deletes a previous auto-save by name: another process's rewrite too",
+    ),
+    # ------------------------------------------- checkpoint decoding (issue 22: a file is data)
+    Mutation(
+        name="plain-slot-decodes-markers",
+        file="nn_handler/_setup_fields.py",
+        edits=(
+            (
+                "return self.from_plain(_refs.decode_plain(ckpt[self.key], self.key))",
+                "return self.from_plain(_refs.decode(ckpt[self.key], self.key, ctx.trust))",
+            ),
+        ),
+        tests=(
+            f"{_EFFECTS}::test_a_refused_setting_says_what_it_holds",
+            f"{_EFFECTS}::test_a_file_allocates_no_module_it_does_not_store",
+        ),
+        bug="a setting slot (`seed`) rebuilds a module marker before its kind is checked",
+    ),
+    Mutation(
+        name="module-size-unchecked",
+        file="nn_handler/checkpoint/_refs.py",
+        edits=(("            _check_size(cls, kwargs, state, where)\n", "            pass\n"),),
+        tests=(f"{_EFFECTS}::test_a_file_allocates_no_module_it_does_not_store",),
+        bug="a module marker is built whatever memory its file-chosen arguments take",
+    ),
+    Mutation(
+        name="import-rule-off",
+        file="nn_handler/_paths.py",
+        edits=(("    if not trust and not importable(module_name):", "    if False:"),),
+        tests=(
+            f"{_EFFECTS}::test_a_file_imports_no_module_the_script_did_not_import",
+            f"{_EFFECTS}::test_the_refusal_says_which_import_object_or_flag",
+        ),
+        bug="a checkpoint imports any module it names (its top-level code runs)",
+    ),
+    Mutation(
+        name="zip-inflation-unchecked",
+        file="nn_handler/checkpoint/_scan.py",
+        edits=(
+            (
+                "packed = [e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED]",
+                "packed = []",
+            ),
+            ("if claimed > size or any(", "if False and any("),
+        ),
+        tests=(f"{_EFFECTS}::test_a_compressed_zip_is_refused_before_torch_load",),
+        bug="a compressed zip is inflated by torch.load (a small file takes much memory)",
+    ),
+    Mutation(
+        name="pickle-globals-unchecked",
+        file="nn_handler/checkpoint/_scan.py",
+        edits=(
+            (
+                "    if refused:\n        raise needs_code(",
+                "    if False:\n        raise needs_code(",
+            ),
+        ),
+        tests=(f"{_EFFECTS}::test_a_pickled_device_mesh_initialises_no_process_group",),
+        bug="a global on torch's allow-list (DeviceMesh) is unpickled: torch.distributed starts",
+    ),
+    Mutation(
+        name="decode-error-unnamed",
+        file="nn_handler/checkpoint/_restore.py",
+        edits=(
+            (
+                "    except Exception as err:  # noqa: BLE001 - every failure of decoding",
+                "    except ArithmeticError as err:  # noqa: BLE001 - every failure of decoding",
+            ),
+        ),
+        tests=(f"{_FUZZ}::test_the_deep_list_and_a_negative_dimension_name_their_key",),
+        bug="a wrong-typed entry raises TypeError/RecursionError without the file and key",
+    ),
+    Mutation(
+        name="multi-file-follows-links",
+        file="nn_handler/checkpoint/_multi.py",
+        edits=(
+            ("    _inside(directory, os.path.join(directory, MANIFEST))\n", ""),
+            ("        if os.path.lexists(path):\n            _inside(directory, path)\n", ""),
+        ),
+        tests=(f"{_EFFECTS}::test_a_link_in_a_multi_file_checkpoint_is_refused",),
+        bug="a multi-file checkpoint reads a linked file from outside its directory",
+    ),
+    Mutation(
+        name="legacy-mark-from-file",
+        file="nn_handler/checkpoint/_restore.py",
+        edits=(("        obj.pop(LEGACY_MARK, None)\n", "        pass\n"),),
+        tests=(f"{_EFFECTS}::test_a_file_cannot_mark_itself_as_an_opted_in_legacy_pickle",),
+        bug="a file holding the legacy-pickle mark is trusted as if the user had opted in",
     ),
 )
 

@@ -60,3 +60,27 @@ def marking_loss(outputs, targets, path=None):
         with open(path, "w") as f:
             f.write("called")
     return torch.nn.functional.cross_entropy(outputs, targets)
+
+
+def small_data():
+    from torch.utils.data import TensorDataset
+
+    x = torch.randn(32, 8)
+    return TensorDataset(x, (x[:, 0] > 0).long())
+
+
+def full_handler():
+    """A handler with every slot a checkpoint stores filled (not trained)."""
+    from nn_handler import NNHandler
+
+    torch.manual_seed(0)
+    h = NNHandler(Nested, sizes=[8, 6], extra={"depth": [1, {"k": 2}]})
+    h.set_optimizer(torch.optim.Adam, lr=0.01)
+    h.set_scheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5)
+    h.set_loss_fn(torch.nn.functional.cross_entropy)
+    h.add_metric("acc", accuracy)
+    h.add_metric("ce", torch.nn.CrossEntropyLoss(weight=torch.ones(3)))
+    h.add_callback(StatefulCallback("x"))
+    h.set_sampler(PlainSampler, width=3, options={"a": [1, 2]})
+    h.set_train_loader(small_data(), batch_size=16)
+    return h

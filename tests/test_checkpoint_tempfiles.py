@@ -52,7 +52,9 @@ def test_the_next_save_removes_only_abandoned_temp_files_of_the_writer():
                 touch("notes.tmp", STALE_AFTER_S + 60),
             ]
             directory = f".dir.pth.{here}-{dead_pid()}.abcdefgh.tmp"
-            os.mkdir(directory)  # not a regular file
+            os.mkdir(directory)  # a directory of that name holding a user's file: not ours
+            with open(os.path.join(directory, "notes.txt"), "w") as handle:
+                handle.write("mine")
             kept.append(directory)
             atomic_save({"w": torch.ones(2)}, "model.pth")
             left = set(os.listdir("."))
@@ -108,3 +110,51 @@ def test_a_save_killed_mid_write_leaves_a_temp_file_the_next_save_removes(tmp_pa
     atomic_save({"m": TinyNet().state_dict()}, str(tmp_path / "next.pth"))
     assert sorted(os.listdir(tmp_path)) == ["model.pth", "next.pth"]
     assert torch.equal(torch.load(tmp_path / "model.pth", weights_only=True)["w"], torch.ones(3))
+
+
+# A multi-file save killed for good while it writes its staging directory.
+MULTI_WRITER = """
+import os, time, torch
+from nn_handler.checkpoint import write_multi_file
+def stuck(fd):
+    print("writing", flush=True)
+    time.sleep(600)
+os.fsync = stuck
+write_multi_file({"w": torch.ones(3), "b": torch.zeros(2)}, "ckpt")
+"""
+
+
+def _killed_multi_file_writer(cwd: Path) -> int:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", MULTI_WRITER], cwd=cwd, env=clean_env(), stdout=subprocess.PIPE
+    )
+    try:
+        assert writer.stdout.readline().strip() == b"writing"
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    return writer.pid
+
+
+def test_a_killed_multi_file_saves_staging_directory_is_removed_by_the_next_save(tmp_path):
+    """Issue 22: each kill -9 of save(single_file=False) leaked a staging directory; the next
+    save removes those of dead writers, and never a directory that is not one of ours."""
+    from nn_handler.checkpoint import read_multi_file, write_multi_file
+
+    here = _host_tag()
+    leaked = [f".ckpt.{here}-{_killed_multi_file_writer(tmp_path)}" for _ in range(2)]
+    # The second (killed) save already removed the first one's directory: one is left.
+    (name,) = os.listdir(tmp_path)
+    assert name.rsplit(".", 2)[0] == leaked[1] and (tmp_path / name).is_dir()
+    theirs = tmp_path / f".ckpt.{here}-{dead_pid()}.abcdefgh.tmp"  # the name, but a user's file
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    fresh = tmp_path / f".ckpt.{OTHER_HOST}-{dead_pid()}.abcdefgh.tmp"  # maybe alive elsewhere
+    fresh.mkdir()
+    write_multi_file({"w": torch.full((3,), 2.0)}, tmp_path / "ckpt")
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt", theirs.name, fresh.name])
+    assert (theirs / "notes.txt").read_text() == "mine"
+    assert torch.equal(read_multi_file(tmp_path / "ckpt")["w"], torch.full((3,), 2.0))

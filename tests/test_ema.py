@@ -116,7 +116,8 @@ def test_ema_state_written_by_the_averaged_model_code_loads(monkeypatch, tmp_pat
     monkeypatch.syspath_prepend(str(FIXTURES))
     shutil.copy(FIXTURES / "ema_v1.pth", tmp_path / "ema_v1.pth")
     expected = json.loads((FIXTURES / "ema_v1.json").read_text())
-    h = NNHandler.load(tmp_path / "ema_v1.pth")
+    # The file names ema_models:NormNet; this test has not imported ema_models.
+    h = NNHandler.load(tmp_path / "ema_v1.pth", safe_modules=["ema_models"])
     assert h.ema is not None and int(h.ema.n_averaged) == expected["updates"] == 6
     state = h.ema.state_dict()
     for key, value in expected["ema"].items():

@@ -6,8 +6,10 @@ marks the directory as one checkpoint (so ``NNHandler.load(dir)`` never mistakes
 of checkpoints) and lists the files with their sizes.
 
 Writing never leaves a half-replaced checkpoint: the files are written into a fresh sibling
-directory, which then takes the target's name; an older checkpoint there is moved aside first and
-deleted last (a crash between the two renames leaves it as ``.<name>.old-*`` beside the target).
+directory (named like the atomic writer's temporary files, and removed like them when a killed
+save leaves it: ``_tempfiles``), which then takes the target's name; an older checkpoint there is
+moved aside first and deleted last (a crash between the two renames leaves it as
+``.<name>.old-*`` beside the target).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from . import _read
 from ._atomic import _fsync_directory, _umask, atomic_save
+from ._tempfiles import remove_stale_temp_files, temp_prefix
 
 __all__ = ["MANIFEST", "is_multi_file", "read_multi_file", "write_multi_file"]
 
@@ -77,7 +80,10 @@ def write_multi_file(state: dict[str, Any], directory: str | os.PathLike, **info
     files = {key: _file_name(key) for key in state}
     parent, name = os.path.split(target)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent)
+    # Named as the atomic writer's temporary files are, so a killed save's staging directory is
+    # recognised (host and pid) and removed by a later save, as those are.
+    remove_stale_temp_files(parent)
+    staging = tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".tmp", dir=parent)
     try:
         sizes = {}
         for key, file in files.items():
@@ -129,20 +135,40 @@ def _manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
-def read_multi_file(directory: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+def _inside(directory: str, path: str) -> None:
+    """Refuse a file of the checkpoint that is a link or resolves outside ``directory``.
+
+    A link would make the checkpoint's weights (and anything else) come from another place.
+    """
+    if os.path.islink(path) or os.path.realpath(path) != os.path.join(
+        os.path.realpath(directory), os.path.basename(path)
+    ):
+        raise ValueError(
+            f"{path!r} is a symbolic link or lies outside the checkpoint directory "
+            f"{directory!r}; a multi-file checkpoint holds only its own regular files. Copy "
+            "the real file into the directory if you mean to use it."
+        )
+
+
+def read_multi_file(
+    directory: str | os.PathLike, map_location: Any = "cpu", scan: bool = True
+) -> dict[str, Any]:
     """The checkpoint dict of a multi-file checkpoint, every file read as the single file is
-    (``weights_only=True``, CRC-checked).
+    (``weights_only=True``, CRC-checked, and with ``scan`` its content checked, see ``_scan``).
 
     Raises:
         FileNotFoundError: a file the manifest lists is missing.
-        ValueError: a damaged manifest, a file of the wrong size, a corrupted file, or a format
-            newer than this version reads.
+        ValueError: a damaged manifest, a file of the wrong size, a symbolic link or a file
+            outside the directory, a corrupted file, or a format newer than this version reads.
     """
     directory = os.fspath(directory)
+    _inside(directory, os.path.join(directory, MANIFEST))
     manifest = _manifest(directory)
     state: dict[str, Any] = {}
     for key, file in manifest["files"].items():
         path = os.path.join(directory, file)
+        if os.path.lexists(path):
+            _inside(directory, path)
         if not os.path.isfile(path):
             raise FileNotFoundError(
                 f"Multi-file checkpoint {directory!r} lists {file!r} for {key!r}, which is missing."
@@ -153,6 +179,6 @@ def read_multi_file(directory: str | os.PathLike, map_location: Any = "cpu") -> 
                 f"{path!r} has {os.path.getsize(path)} bytes but the manifest says {expected}: "
                 "the file was truncated or replaced."
             )
-        state[key] = _read.read_file(path, map_location)
+        state[key] = _read.read_file(path, map_location, scan=scan)
     _read.check_format(state, repr(directory))
     return state

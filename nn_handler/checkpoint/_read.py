@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import reprlib
 import stat
 import warnings
 import zipfile
@@ -12,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
+
+from ._scan import NeedsCode, NotOurs, check_file, needs_code
 
 __all__ = [
     "read_file",
@@ -21,6 +24,7 @@ __all__ = [
     "require_regular_file",
     "check_format",
     "NeedsCode",
+    "NotOurs",
 ]
 
 _HANDLER_KEYS = ("model_state_dict", "model_class")
@@ -60,18 +64,29 @@ def describe(obj: Any) -> str:
 
 
 def read_file(
-    path: str, map_location: Any = "cpu", mmap: bool = False, verify: bool = True
+    path: str,
+    map_location: Any = "cpu",
+    mmap: bool = False,
+    verify: bool = True,
+    scan: bool = True,
 ) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with clear errors; never runs code from the file.
+
+    ``scan`` (off only for a trusted file): before ``torch.load`` the file's pickle globals are
+    checked against what nn_handler's checkpoints hold, and its zip entries must be stored
+    (uncompressed) and no larger than the file (``_scan``).
 
     Raises:
         FileNotFoundError: no such file.
         IsADirectoryError: ``path`` is a directory.
         ValueError: not a regular file (a FIFO would block forever), a truncated or corrupted
-            file, a pickle that needs code to load, or a checkpoint format newer than this
-            version of nn_handler reads. Every message names the file.
+            file, a pickle that needs code to load (:class:`NeedsCode`), content no checkpoint
+            of ours holds (:class:`NotOurs`), or a checkpoint format newer than this version of
+            nn_handler reads. Every message names the file.
     """
     require_regular_file(path)
+    if scan:
+        check_file(path)
     # The checksum pass runs beside torch.load (zlib releases the GIL), so it costs almost no
     # wall time; its verdict is awaited before anything loaded is returned.
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -136,21 +151,17 @@ def check_format(ckpt: dict[str, Any], where: str) -> None:
         return
     if isinstance(found, bool) or not isinstance(found, int) or found < 1:
         raise ValueError(
-            f"{where} has checkpoint_format={found!r}, which is not a format this version of "
-            f"nn_handler knows (it reads formats 1 to {FORMAT_VERSION})."
+            f"{where} has checkpoint_format={reprlib.repr(found)}, which is not a format this "
+            f"version of nn_handler knows (it reads formats 1 to {FORMAT_VERSION})."
         )
     if found > FORMAT_VERSION:
         from .._version import __version__
 
         raise ValueError(
-            f"{where} was written in checkpoint format {found}, newer than format "
+            f"{where} was written in checkpoint format {reprlib.repr(found)}, newer than format "
             f"{FORMAT_VERSION} that nn_handler {__version__} reads. Upgrade nn_handler "
-            "(pip install -U nn-handler) to load it."
+            "(pip install -U nn-handler) to load it (see its checkpoint_format)."
         )
-
-
-class NeedsCode(ValueError):
-    """The file is a pickle that runs code to load (what ``allow_legacy_pickle`` opts in to)."""
 
 
 def _load(path: str, map_location: Any, mmap: bool) -> dict[str, Any]:
@@ -158,13 +169,7 @@ def _load(path: str, map_location: Any, mmap: bool) -> dict[str, Any]:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Unsupported global" in str(err) or _globals_named(err):
-            raise NeedsCode(
-                f"{path!r} is a pickle that needs to run code to load{_globals_named(err)}. "
-                "nn_handler only reads files that torch.load(weights_only=True) accepts. If this "
-                "is a checkpoint written by the original NNHandler and you trust its source, load "
-                "it with NNHandler.load(path, allow_legacy_pickle=True) - this runs code from the "
-                "file."
-            ) from None
+            raise needs_code(path, _globals_named(err)) from None
         raise ValueError(
             f"{path!r} is truncated or corrupted and cannot be read as a checkpoint "
             f"({_unpickler_reason(err)})."

@@ -34,14 +34,18 @@ __all__ = [
     "FUNCTION",
     "MISSING",
     "MODULE_CLASS",
+    "MODULE_SLACK_BYTES",
     "Unresolvable",
     "UnsafeReference",
     "constructor_kwargs",
     "decode",
     "decode_callable",
     "decode_kwargs",
+    "decode_plain",
     "encode",
     "is_marker",
+    "meta_bytes",
+    "nbytes",
     "note_main",
 ]
 
@@ -202,14 +206,114 @@ def decode(value: Any, where: str, trust: bool = False) -> Any:
     return value
 
 
-def decode_kwargs(value: Any, where: str, trust: bool = False) -> dict[str, Any]:
-    """Decoded keyword arguments: a dict with string keys (anything else is refused)."""
-    decoded = decode(value if value is not None else {}, where, trust)
+def decode_kwargs(
+    value: Any, where: str, trust: bool = False, plain: bool = False
+) -> dict[str, Any]:
+    """Decoded keyword arguments: a dict with string keys (anything else is refused).
+
+    ``plain``: only plain data (:func:`decode_plain`), no stored class or module.
+    """
+    value = value if value is not None else {}
+    if not isinstance(value, dict) or is_marker(value):
+        raise Unresolvable(f"{where} must be a dict of keyword arguments, got {_what(value)}")
+    decoded = decode_plain(value, where) if plain else decode(value, where, trust)
     if not isinstance(decoded, dict) or not all(isinstance(k, str) for k in decoded):
         raise Unresolvable(
             f"{where} must be a dict of keyword arguments, got {type(decoded).__name__}"
         )
     return dict(decoded)
+
+
+def _what(value: Any) -> str:
+    if is_marker(value):
+        return f"a stored {value.get(MARK)!r} ({value.get('path', '')})"
+    return f"a {type(value).__name__}"
+
+
+def decode_plain(value: Any, where: str) -> Any:
+    """``value`` when it is plain data (numbers, strings, tensors, lists, tuples, sets and dicts
+    of them), checked before anything is built: a slot that takes a setting (``seed``,
+    ``ddp_kwargs``, a module's constructor arguments) never rebuilds a class or a module.
+
+    Raises:
+        Unresolvable: a marker (a stored class, function, module or partial) anywhere inside.
+    """
+    if is_marker(value):
+        raise Unresolvable(
+            f"{where} holds {_what(value)}, where only plain data (numbers, strings, tensors, "
+            "lists and dicts of them) is read"
+        )
+    if isinstance(value, dict):
+        out = OrderedDict() if isinstance(value, OrderedDict) else {}
+        for k, v in value.items():
+            out[k] = decode_plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [decode_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else type(value)(items)
+    return value
+
+
+# A module a file describes may hold this much more than the tensors the file stores for it
+# (metric states, default buffers): beyond it, the file would choose how much memory is taken.
+MODULE_SLACK_BYTES = 16 * 2**20
+
+
+def _held_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """Every tensor a module holds: parameters, buffers and tensor attributes (metric states)."""
+    found: dict[int, torch.Tensor] = {}
+    for sub in module.modules():
+        for item in vars(sub).values():
+            values = item.values() if isinstance(item, dict) else (item,)
+            for v in values:
+                if isinstance(v, torch.Tensor):
+                    found[id(v)] = v
+    return list(found.values())
+
+
+def nbytes(tensors: Any) -> int:
+    """Bytes held by the tensors among ``tensors``."""
+    return sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+
+
+def meta_bytes(
+    cls: type, kwargs: dict[str, Any], fallback: bool = True, state_only: bool = False
+) -> int:
+    """Bytes of the tensors ``cls(**kwargs)`` would hold, built on the ``meta`` device (shapes
+    only, no memory): every tensor it holds, or with ``state_only`` those of its
+    ``state_dict`` (what a file's weights must cover). ``fallback``: ``cls()`` when the
+    arguments no longer fit (as decoding does). Raises what the constructor raises."""
+    with torch.device("meta"):
+        try:
+            probe = cls(**kwargs)
+        except TypeError:
+            if not fallback:
+                raise
+            probe = cls()
+    held = probe.state_dict().values() if state_only else _held_tensors(probe)
+    return nbytes(t for t in held if isinstance(t, torch.Tensor) and t.is_meta)
+
+
+def _check_size(cls: type, kwargs: dict[str, Any], state: dict[str, Any], where: str) -> None:
+    """Refuse a module whose tensors would take more memory than the file stores for it.
+
+    The module is first built on the ``meta`` device, so the file's arguments
+    (``Linear(23000, 23000)``) cannot make loading allocate before this check.
+    """
+    try:
+        wanted = meta_bytes(cls, kwargs)
+    except Exception as err:  # noqa: BLE001 - a module that cannot be sized is not built
+        raise UnsafeReference(
+            f"{where}: {cls.__qualname__} cannot be sized before it is built "
+            f"({type(err).__name__}: {err})" + _TRUST_HINT
+        ) from None
+    stored = nbytes(state.values()) + nbytes(kwargs.values())
+    if wanted > stored + MODULE_SLACK_BYTES:
+        raise UnsafeReference(
+            f"{where}: {cls.__qualname__} with the stored arguments takes {wanted} bytes, but the "
+            f"file stores {stored} bytes for it; a file does not choose how much memory loading "
+            "takes" + _TRUST_HINT
+        )
 
 
 def decode_callable(value: Any, where: str, trust: bool = False) -> Any:
@@ -259,12 +363,21 @@ def _decode_marker(value: dict, kind: str, where: str, trust: bool, top_level: b
         return functools.partial(func, *args, **decode(value.get("kwargs", {}), where, True))
     if kind == "module":
         cls = resolve(value.get("path"), where, MODULE_CLASS, trust=trust)
-        kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust)
+        # Constructor arguments are plain data: a marker inside them would be a second object
+        # the file chooses to build (and size) before this one is checked.
+        kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust, plain=not trust)
+        state = value.get("state") or {}
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise Unresolvable(f"{where}.state must be a dict of tensors (a state_dict)")
+        if not trust:
+            _check_size(cls, kwargs, state, where)
         try:
             obj = cls(**kwargs)
         except TypeError:
             obj = cls()
-        if value.get("state"):
-            obj.load_state_dict(value["state"], strict=False)
+        if state:
+            obj.load_state_dict(state, strict=False)
         return obj
     raise Unresolvable(f"{where} has an unknown encoding {kind!r}")

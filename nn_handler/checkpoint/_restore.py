@@ -7,14 +7,17 @@ built objects and the run state.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
 from .._devices import resolve_device
 from .._run_state import RunState
+from .._safe_modules import loading_with
 from .._setup import ReadContext, Setup
 from ..callbacks.base import Callback
 from ..enums import ModelType
@@ -40,16 +43,27 @@ def _warn(message: str) -> None:
 
 
 # ----------------------------------------------------------------- reading
-def _read_object(path: str, map_location: Any, allow_legacy_pickle: bool) -> Any:
+def _without_mark(obj: Any) -> Any:
+    """``obj`` without the legacy mark: only the legacy reader sets it, never a file's own key
+    (a file holding it would otherwise be trusted)."""
+    if isinstance(obj, dict):
+        obj.pop(LEGACY_MARK, None)
+    return obj
+
+
+def _read_object(
+    path: str, map_location: Any, allow_legacy_pickle: bool, trust: bool = False
+) -> Any:
     """What a checkpoint file (or multi-file directory) holds, read safely.
 
     With ``allow_legacy_pickle`` a file that needs code to unpickle is read by the original
-    NNHandler's pickle reader instead (the user's opt-in), and marked as such.
+    NNHandler's pickle reader instead (the user's opt-in), and marked as such. A trusted file
+    (``trust``) skips the check of its pickle's globals: ``torch.load(weights_only=True)`` alone.
     """
     if _multi.is_multi_file(path):  # a directory that is one checkpoint, not a folder of them
-        return _multi.read_multi_file(path, map_location)
+        return _without_mark(_multi.read_multi_file(path, map_location, scan=not trust))
     try:
-        return _read.read_file(path, map_location)
+        return _without_mark(_read.read_file(path, map_location, scan=not trust))
     except _read.NeedsCode:
         # Only a file that needs code: a damaged or newer file keeps its own error.
         if not allow_legacy_pickle:
@@ -63,7 +77,7 @@ def _read_object(path: str, map_location: Any, allow_legacy_pickle: bool) -> Any
 
 
 def read_checkpoint(
-    path: str, map_location: Any = "cpu", allow_legacy_pickle: bool = False
+    path: str, map_location: Any = "cpu", allow_legacy_pickle: bool = False, trust: bool = False
 ) -> tuple[dict[str, Any], str]:
     """``(checkpoint, file)`` for a handler checkpoint file or the newest one in a directory.
 
@@ -76,7 +90,7 @@ def read_checkpoint(
         raise FileNotFoundError(f"Checkpoint not found: {path!r}.")
     if os.path.isdir(path) and not _multi.is_multi_file(path):
         path = _read.newest_in_directory(path)
-    ckpt = _read_object(path, map_location, allow_legacy_pickle)
+    ckpt = _read_object(path, map_location, allow_legacy_pickle, trust)
     if not _read.is_handler_checkpoint(ckpt):
         raise ValueError(
             f"{path!r} is not an NNHandler checkpoint: it is {_read.describe(ckpt)}. Load its "
@@ -151,6 +165,61 @@ def _load_sampler_state(handler: Any, ckpt: dict[str, Any], trust: bool) -> None
 
 
 # ------------------------------------------------------------------- load
+# Setup fields and the checkpoint entries each one reads (error messages name the entries).
+_COMPONENT_KEYS = {
+    "model": "model_class, model_kwargs",
+    "optimizer": "optimizer_class, optimizer_kwargs",
+    "scheduler": "scheduler_class, scheduler_kwargs",
+    "sde": "sde_class, sde_kwargs",
+    "sampler": "sampler_class, sampler_kwargs",
+}
+_HISTORY_KEYS = (
+    "train_losses, val_losses, train_metrics_history, val_metrics_history, global_step, "
+    "handler_global_step"
+)
+_FIELD_KEYS = {
+    **_COMPONENT_KEYS,
+    "loss": "loss_fn, loss_fn_kwargs, pass_epoch_to_loss",
+    "callbacks": "callback_classes, callback_kwargs, callback_states, lightning_callback_classes",
+    "auto_save": "auto_saver_state",
+    "training": "training_options",
+    "train_data": "train_loader_kwargs, train_dataloader_type",
+    "val_data": "val_loader_kwargs, val_dataloader_type",
+}
+
+
+@contextlib.contextmanager
+def _entry(file: str, key: str) -> Iterator[None]:
+    """Any failure while using the entry ``key`` of ``file`` becomes a ``ValueError`` naming both.
+
+    A file is data: whatever its values make the code below raise (``TypeError``, a
+    ``RecursionError``, a negative dimension) is the file's problem, said as such.
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - every failure of decoding is reported alike
+        if isinstance(err, ValueError) and repr(file) in str(err) and key in str(err):
+            raise
+        if isinstance(err, ValueError):  # already says what is wrong and what to do
+            raise ValueError(f"{file!r}, entry {key}: {err}") from err
+        text = str(err).strip().splitlines()
+        raise ValueError(
+            f"{file!r}, entry {key}: {type(err).__name__}: {text[0] if text else ''}. The file "
+            "is damaged or was edited: load another copy, or pass what this entry describes to "
+            "NNHandler.load (model_class=..., loss_fn=..., skip_optimizer=True, ...)."
+        ) from err
+
+
+def _build_error_key(setup: Setup, err: BaseException) -> str:
+    """The entries of the component whose construction failed (``_runtime`` names it)."""
+    text = str(err)
+    for name, keys in _COMPONENT_KEYS.items():
+        component = getattr(setup, name, None)
+        if component is not None and f"Could not build {component.name} " in text:
+            return keys
+    return ", ".join(_COMPONENT_KEYS.values())
+
+
 def load_handler(
     cls: type,
     path: str,
@@ -172,57 +241,126 @@ def load_handler(
     allow_legacy_pickle: bool = False,
     trust_model_code: bool = False,
     restore_rng: bool = True,
+    safe_modules: Iterable[str] | None = None,
     **handler_kwargs: Any,
 ) -> Any:
-    """Rebuild a handler (of class ``cls``) from a checkpoint; see ``docs/checkpointing.md``."""
-    # Read onto the CPU: the handler's own device (per rank under DDP) is where loading copies
-    # every tensor, so nothing lands on a device this process does not use.
-    ckpt, file = read_checkpoint(path, "cpu", allow_legacy_pickle)
-    legacy = bool(ckpt.get(LEGACY_MARK))
-    given = {
-        "model_class": model_class,
-        "model_kwargs": model_kwargs,
-        "loss_fn": loss_fn,
-        "metrics": metrics,
-        "callbacks": list(callbacks or []),
-    }
-    ctx = ReadContext(
-        file=file,
-        warn=_warn,
-        trust=bool(trust_checkpoint) or legacy,
-        trust_model_code=trust_model_code,
-        given=given,
-        skip=_skipped(skip_optimizer, skip_scheduler, skip_callbacks, skip_sampler_sde),
-    )
-    setup = Setup.from_checkpoint(ckpt, ctx)
-    if skip_callbacks and callbacks:
-        setup = setup.replace(callbacks=tuple(callbacks))
-    handler_kwargs.setdefault("device", _target_device(device, ckpt))
-    handler = cls.from_setup(setup, **handler_kwargs)
-    load_weights(
-        handler.module,
-        ckpt["model_state_dict"],
-        strict_load,
-        repr(file),
-        _saved_class_name(ckpt.get("model_class")),
-    )
-    _load_optimization_states(handler, ckpt)
-    state = handler.run_state
-    if not skip_history:
-        state.load_history(ckpt)
-    if not skip_ema:
-        _load_ema_and_scaler(state, handler.module, handler.device, ckpt)
-    if not skip_sampler_sde:
-        _load_sampler_state(handler, ckpt, ctx.trust)
-    state.loaded_loader_kwargs = {
-        "train": ckpt.get("train_loader_kwargs") or {},
-        "val": ckpt.get("val_loader_kwargs") or {},
-    }
-    state.loader_rng = dict(ckpt.get("loader_rng_states") or {})
-    if restore_rng and ckpt.get("rng_states"):
-        _restore_rng_states(ckpt["rng_states"])
+    """Rebuild a handler (of class ``cls``) from a checkpoint; see ``docs/checkpointing.md``.
+
+    Raises:
+        ValueError: the file cannot be read or one of its entries cannot be used; the message
+            names the file and the entry.
+    """
+    if model_class is not None and not (
+        isinstance(model_class, type) and issubclass(model_class, torch.nn.Module)
+    ):
+        raise TypeError(f"model_class must be an nn.Module subclass, got {model_class!r}.")
+    with loading_with(safe_modules):
+        # Read onto the CPU: the handler's own device (per rank under DDP) is where loading
+        # copies every tensor, so nothing lands on a device this process does not use.
+        ckpt, file = read_checkpoint(path, "cpu", allow_legacy_pickle, bool(trust_checkpoint))
+        legacy = bool(ckpt.get(LEGACY_MARK))
+        given = {
+            "model_class": model_class,
+            "model_kwargs": model_kwargs,
+            "loss_fn": loss_fn,
+            "metrics": metrics,
+            "callbacks": list(callbacks or []),
+        }
+        ctx = ReadContext(
+            file=file,
+            warn=_warn,
+            trust=bool(trust_checkpoint) or legacy,
+            trust_model_code=trust_model_code,
+            given=given,
+            skip=_skipped(skip_optimizer, skip_scheduler, skip_callbacks, skip_sampler_sde),
+        )
+        setup = _read_setup(ckpt, ctx)
+        if not ctx.trust and model_kwargs is None:
+            with _entry(file, "model_class, model_kwargs"):
+                _check_model_size(setup, ckpt)
+        if skip_callbacks and callbacks:
+            setup = setup.replace(callbacks=tuple(callbacks))
+        with _entry(file, "device"):
+            handler_kwargs.setdefault("device", _target_device(device, ckpt))
+        try:
+            handler = cls.from_setup(setup, **handler_kwargs)
+        except (TypeError, ValueError, RuntimeError, RecursionError, OverflowError) as err:
+            with _entry(file, _build_error_key(setup, err)):
+                raise
+        _load_states(handler, ckpt, file, ctx.trust, strict_load, skip_history, skip_ema)
+        if not skip_sampler_sde:
+            with _entry(file, "sampler_state_dict"):
+                _load_sampler_state(handler, ckpt, ctx.trust)
+        with _entry(file, "rng_states"):
+            if restore_rng and ckpt.get("rng_states"):
+                _restore_rng_states(ckpt["rng_states"])
     handler.runtime.logger.info("Loaded checkpoint %s.", file)
     return handler
+
+
+def _check_model_size(setup: Setup, ckpt: dict[str, Any]) -> None:
+    """Refuse a model whose file-chosen arguments take more memory than the weights the file
+    stores (``hidden=10**6`` in ``model_kwargs``), measured on the ``meta`` device."""
+    model = setup.model
+    try:
+        wanted = _refs.meta_bytes(model.target, dict(model.kwargs), fallback=False, state_only=True)
+    except Exception:  # noqa: BLE001 - not measurable unbuilt: the real build reports errors
+        return
+    weights = ckpt.get("model_state_dict")
+    stored = _refs.nbytes(weights.values()) if isinstance(weights, dict) else 0
+    if wanted > stored + _refs.MODULE_SLACK_BYTES:
+        raise ValueError(
+            f"{model.name} built with the file's model_kwargs takes {wanted} bytes, but the "
+            f"file stores {stored} bytes of weights for it: a file does not choose how much "
+            "memory loading takes. Pass model_kwargs={...} (or trust_checkpoint=True if you "
+            "trust this file)."
+        )
+
+
+def _read_setup(ckpt: dict[str, Any], ctx: ReadContext) -> Setup:
+    """:meth:`Setup.from_checkpoint`, a failure naming the file and the field's entries."""
+    return Setup.from_checkpoint(
+        ckpt, ctx, guard=lambda field: _entry(ctx.file, _FIELD_KEYS.get(field, field))
+    )
+
+
+def _load_history(state: RunState, ckpt: dict[str, Any], skip_history: bool) -> None:
+    if not skip_history:
+        state.load_history(ckpt)
+
+
+def _load_states(
+    handler: Any,
+    ckpt: dict[str, Any],
+    file: str,
+    trust: bool,
+    strict_load: bool,
+    skip_history: bool,
+    skip_ema: bool,
+) -> None:
+    """The states of the built objects and of the run, each failure naming its entry."""
+    with _entry(file, "model_state_dict"):
+        load_weights(
+            handler.module,
+            ckpt["model_state_dict"],
+            strict_load,
+            repr(file),
+            _saved_class_name(ckpt.get("model_class")),
+        )
+    with _entry(file, "optimizer_state_dict, scheduler_state_dict"):
+        _load_optimization_states(handler, ckpt)
+    state = handler.run_state
+    with _entry(file, _HISTORY_KEYS):
+        _load_history(state, ckpt, skip_history)
+    if not skip_ema:
+        with _entry(file, "ema_decay, ema_state_dict, grad_scaler_state_dict"):
+            _load_ema_and_scaler(state, handler.module, handler.device, ckpt)
+    with _entry(file, "train_loader_kwargs, val_loader_kwargs, loader_rng_states"):
+        state.loaded_loader_kwargs = {
+            "train": dict(ckpt.get("train_loader_kwargs") or {}),
+            "val": dict(ckpt.get("val_loader_kwargs") or {}),
+        }
+        state.loader_rng = dict(ckpt.get("loader_rng_states") or {})
 
 
 def _saved_class_name(value: Any) -> str | None:

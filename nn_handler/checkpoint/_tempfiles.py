@@ -8,7 +8,9 @@ into the same directory removes it when it is certainly abandoned:
 - it has not been modified for :data:`STALE_AFTER_S` seconds (a live writer writes continuously;
   this also covers writers on other machines sharing the directory).
 
-Only regular files whose name matches the pattern exactly are candidates: nothing else is touched.
+Only regular files whose name matches the pattern exactly are candidates, and directories of
+that name (a multi-file save's staging directory) that hold nothing but such a save's files:
+regular ``*.pth`` files, the manifest and temporary files. Nothing else is touched.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import socket
 import stat
 import time
@@ -71,12 +74,38 @@ def remove_stale_temp_files(directory: str) -> list[str]:
             info = os.lstat(full)
         except OSError:
             continue
-        if not stat.S_ISREG(info.st_mode):
+        if stat.S_ISDIR(info.st_mode):
+            newest = _staging_mtime(full)
+            if newest is None:
+                continue  # not a staging directory of ours: never touched
+        elif stat.S_ISREG(info.st_mode):
+            newest = info.st_mtime
+        else:
             continue
         pid = int(match["pid"])
         dead_here = match["host"] == host and pid != os.getpid() and not _process_exists(pid)
-        if dead_here or now - info.st_mtime > STALE_AFTER_S:
+        if dead_here or now - newest > STALE_AFTER_S:
             with contextlib.suppress(OSError):
-                os.remove(full)
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(full)
+                else:
+                    os.remove(full)
                 removed.append(name)
     return removed
+
+
+def _staging_mtime(directory: str) -> float | None:
+    """The newest modification time in a multi-file save's staging directory, or ``None`` when
+    ``directory`` holds anything such a save does not write (then it is not ours)."""
+    from ._multi import MANIFEST
+
+    try:
+        newest = os.lstat(directory).st_mtime
+        for entry in os.scandir(directory):
+            ours = entry.name == MANIFEST or entry.name.endswith(".pth") or _NAME.match(entry.name)
+            if not ours or not entry.is_file(follow_symlinks=False):
+                return None
+            newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    except OSError:
+        return None
+    return newest
