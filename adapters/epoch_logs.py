@@ -39,6 +39,13 @@ class EpochLogs(L.Callback):
         self._val: dict[str, float] | None = None
         self._lr: dict[str, float] = {}
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # A fit resumed inside an epoch (a mid-epoch checkpoint) starts without that epoch's
+        # on_train_epoch_start; the module restores the epoch's sums itself.
+        self._val = None
+        self.refresh_lr(pl_module.optimizer)
+        self._t0 = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         pl_module.reset_stage("train")
         self._val = None
