@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["LRFinderResult", "find_lr", "scale_learning_rate"]
+__all__ = ["LRFinderResult", "check_not_a_finder", "find_lr", "scale_learning_rate"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,26 @@ class LRFinderResult:
     lrs: list[float]
     losses: list[float]
     applied: bool = False
+
+
+def check_not_a_finder(callback: Any) -> None:
+    """Refuse Lightning's ``LearningRateFinder`` for ``train()``.
+
+    Its search steps a scheduler of its own after each batch, which Lightning does only under
+    automatic optimization; ``train()``'s module optimizes manually (its accumulation, clipping
+    and AMP), so the search would run at one rate.
+
+    Raises:
+        TypeError: ``callback`` is a ``LearningRateFinder``.
+    """
+    from lightning.pytorch.callbacks import LearningRateFinder
+
+    if isinstance(callback, LearningRateFinder):
+        raise TypeError(
+            "LearningRateFinder cannot run inside train() (it needs Lightning's automatic "
+            "optimization): call handler.find_lr(..., apply=True) before train(), or give it to "
+            "your own Trainer fitting handler.to_lightning_module()."
+        )
 
 
 def scale_learning_rate(optimizer: torch.optim.Optimizer, scheduler: Any, lr: float) -> None:

@@ -281,16 +281,29 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
 def loaders(setup: Setup, validate: bool, distributed: bool = False) -> tuple:
     """The loaders to fit on: the handler's own (under DDP, sharded when they were set).
 
-    With auto-saves every N steps the training data is read through a stateful loader (see
+    When checkpoints are written inside epochs (auto-saves every N steps, a ``ModelCheckpoint``
+    by steps or time) the training data is read through a stateful loader (see
     :func:`~nn_handler._data.stateful_loader`), so that those files resume inside the epoch.
     """
     from ._data import stateful_loader, use_shuffle_seed
 
     train = setup.train_data.loader
-    if setup.auto_save.every_n_train_steps:
+    if _saves_inside_epochs(setup):
         train = stateful_loader(setup.train_data, distributed)
     use_shuffle_seed(train, setup.seed)  # the seed may have been set after set_train_loader
     return train, setup.val_data.loader if validate and setup.val_data is not None else None
+
+
+def _saves_inside_epochs(setup: Setup) -> bool:
+    if setup.auto_save.every_n_train_steps:
+        return True
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return any(
+        isinstance(c, ModelCheckpoint)
+        and (c._every_n_train_steps or c._train_time_interval is not None)
+        for c in setup.callbacks
+    )
 
 
 def apply_loader_rng(setup: Setup, state: RunState) -> None:

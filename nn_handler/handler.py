@@ -422,6 +422,10 @@ class NNHandler:
                 "add_callback expects an nn_handler.callbacks.Callback or a "
                 f"lightning.pytorch.callbacks.Callback, got {type(callback).__name__}."
             )
+        else:
+            from .adapters.lr_finder import check_not_a_finder
+
+            check_not_a_finder(callback)
         self._setup = self._setup.replace(callbacks=(*self._setup.callbacks, callback))
 
     def remove_callback(self, callback: Any) -> None:

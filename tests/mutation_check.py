@@ -59,6 +59,7 @@ _TWO_RANKS = "tests/test_ddp_two_ranks.py"
 _CALLBACKS = "tests/test_callbacks.py"
 _LAUNCHER_PARTS = "tests/test_launcher_parts.py"
 _CHUNKED = "tests/test_chunked_steps.py"
+_ECOSYSTEM = "tests/test_lightning_ecosystem.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------ checkpointing and resume
@@ -436,6 +437,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         tests=(f"{_CHUNKED}::test_a_stop_inside_a_chunk_ends_the_epoch_after_that_batch",),
         bug="a stop requested inside a chunk ends the epoch only after the chunk",
+    ),
+    # ------------------------------------------------- Lightning's checkpoints, mid-epoch
+    Mutation(
+        name="mid-epoch-plain-loader",
+        file="nn_handler/_training.py",
+        edits=(("        train = stateful_loader(setup.train_data, distributed)", "        pass"),),
+        tests=(
+            f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights[in-process]",
+        ),
+        bug="step auto-saves read a plain loader: a resume restarts the epoch's data",
+    ),
+    Mutation(
+        name="mid-epoch-sums",
+        file="adapters/module.py",
+        edits=(("            self.train_stats.load_state_dict(resumed, self.device)", "            pass"),),
+        tests=(
+            f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights[in-process]",
+        ),
+        bug="a resumed epoch's loss covers only the batches after the resume",
+    ),
+    Mutation(
+        name="lightning-ckpt-keys",
+        file="adapters/module.py",
+        edits=(("        if self.checkpoint_keys is None:\n            return", "        return"),),
+        tests=(
+            f"{_ECOSYSTEM}::test_a_lightning_model_checkpoint_file_loads_and_continues_exactly",
+        ),
+        bug="a ModelCheckpoint's file in train() lacks the handler's keys: load refuses it",
     ),
 )
 

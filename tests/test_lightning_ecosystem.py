@@ -88,12 +88,50 @@ def test_a_lightning_model_checkpoint_file_loads_and_continues_exactly(data):
     first.train(4, seed=1, progress_bar=False)
     assert sorted(os.listdir("ckpt")) == [f"epoch={e}.ckpt" for e in range(4)]
 
-    resumed = NNHandler.load(os.path.join("ckpt", "epoch=1.ckpt"))
+    with pytest.warns(UserWarning, match="not re-created"):  # Lightning callbacks: add again
+        resumed = NNHandler.load(os.path.join("ckpt", "epoch=1.ckpt"))
     assert resumed.train_losses == first.train_losses[:2]
     resumed.set_train_loader(data, batch_size=8, shuffle=True)
     resumed.train(2, progress_bar=False)
     assert same(weights(resumed), weights(one_run))
     assert resumed.train_losses == one_run.train_losses
+
+
+def test_a_lightning_model_checkpoint_by_steps_resumes_inside_the_epoch(data):
+    """A ``ModelCheckpoint(every_n_train_steps=5)`` file written inside epoch 2 continues that
+    epoch (the handler reads its data through a stateful loader while such a callback is on)."""
+    pytest.importorskip("torchdata")
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    first = make_handler(data)
+    first.add_callback(ModelCheckpoint(dirpath="ckpt", every_n_train_steps=5, save_top_k=-1))
+    first.train(3, seed=4, progress_bar=False)
+    assert sorted(os.listdir("ckpt")) == [
+        "epoch=0-step=5.ckpt",
+        "epoch=1-step=10.ckpt",
+        "epoch=2-step=15.ckpt",
+    ]
+
+    with pytest.warns(UserWarning, match="not re-created"):
+        resumed = NNHandler.load(os.path.join("ckpt", "epoch=1-step=10.ckpt"))
+    resumed.set_train_loader(data, batch_size=8, shuffle=True)
+    resumed.add_callback(ModelCheckpoint(dirpath="again", every_n_train_steps=5))
+    resumed.train(2, progress_bar=False)
+    assert same(weights(resumed), weights(first))
+    assert resumed.train_losses == first.train_losses
+
+
+def test_a_malformed_epoch_in_progress_is_left_out_with_a_warning(data):
+    """A file is data: an inside-an-epoch resume point of the wrong shape is not handed to
+    Lightning's loop; training starts the next epoch."""
+    make_handler(data).save("between.pth")
+    ckpt = torch.load("between.pth", weights_only=True)
+    ckpt["epoch_in_progress"] = {"train_stats": "not sums"}
+    torch.save(ckpt, "inside.pth")
+    with pytest.warns(UserWarning, match="loop state is malformed"):
+        loaded = NNHandler.load("inside.pth")
+    assert loaded.run_state.resume_point is None
+    assert NNHandler.load("between.pth").run_state.resume_point is None
 
 
 # ------------------------------------------------------------ learning-rate finder
@@ -154,6 +192,16 @@ def test_lightning_tuner_and_learning_rate_finder_read_the_exported_modules_rate
     assert 1e-5 <= suggestion <= 1.0
     assert handler.optimizer.param_groups[0]["lr"] == pytest.approx(suggestion)
     assert len(handler.train_losses) == 1  # then it trained, at the suggested rate
+
+
+def test_train_refuses_lightnings_learning_rate_finder_and_names_find_lr(data):
+    """Inside train() (manual optimization) its scheduler would never step: refused early."""
+    from lightning.pytorch.callbacks import LearningRateFinder
+
+    handler = make_handler(data)
+    with pytest.raises(TypeError, match=r"find_lr\(.*apply=True\)"):
+        handler.add_callback(LearningRateFinder())
+    assert handler.callbacks == []
 
 
 # -------------------------------------------------------------- mid-epoch auto-saves

@@ -240,9 +240,8 @@ def _resume_point(ckpt: dict[str, Any], file: str) -> dict[str, Any] | None:
     progress = ckpt.get("epoch_in_progress")
     if progress is None:
         return None
-    fit_loop = (
-        (ckpt.get("loops") or {}).get("fit_loop") if isinstance(ckpt.get("loops"), dict) else None
-    )
+    loops = ckpt.get("loops")
+    fit_loop = loops.get("fit_loop") if isinstance(loops, dict) else None
     stats = progress.get("train_stats") if isinstance(progress, dict) else None
     ok = (
         isinstance(fit_loop, dict)
