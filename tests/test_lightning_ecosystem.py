@@ -121,6 +121,58 @@ def test_a_lightning_model_checkpoint_by_steps_resumes_inside_the_epoch(data):
     assert resumed.train_losses == first.train_losses
 
 
+def test_step_and_epoch_auto_saves_are_one_overwrite_series(data):
+    handler = make_handler(data)  # 6 steps an epoch
+    handler.auto_save(1, save_path="ck", overwrite=True, every_n_train_steps=4)
+    written = []
+    handler.add_callback(_Recorder(written, handler))
+    handler.train(2, progress_bar=False)
+    # Steps 4, (epoch 1 at step 6), 8, 12 and epoch 2 at step 12: the newest file alone stays.
+    assert written == [
+        "model_step00000004.pth",
+        "model_epoch01.pth",
+        "model_step00000008.pth",
+        "model_step00000012.pth",
+        "model_epoch02.pth",
+    ]
+    assert os.listdir("ck") == ["model_epoch02.pth"]
+
+
+class _Recorder(L.Callback):
+    """Notes each new auto-save the handler reports, after every batch and epoch."""
+
+    def __init__(self, written, handler):
+        self.written, self.handler = written, handler
+
+    def _note(self):
+        last = self.handler.last_saved_model
+        if last and (not self.written or self.written[-1] != os.path.basename(last)):
+            self.written.append(os.path.basename(last))
+
+    def on_train_batch_end(self, *args, **kwargs):
+        self._note()
+
+    def on_train_epoch_end(self, *args, **kwargs):
+        self._note()
+
+    def on_fit_end(self, *args, **kwargs):
+        self._note()
+
+
+@pytest.mark.parametrize(
+    "step_name, why",
+    [("model_step", "must contain a \\{step\\} field"), ("s{step}/x", "file name")],
+)
+def test_a_step_name_without_its_field_or_with_a_folder_is_refused(data, step_name, why):
+    handler = make_handler(data)
+    with pytest.raises(ValueError, match=why):
+        handler.auto_save(None, every_n_train_steps=5, step_name=step_name)
+    with pytest.raises(ValueError, match="differ from the epoch files' name"):
+        handler.auto_save(None, name="m{step}", every_n_train_steps=5, step_name="m{step}")
+    with pytest.raises(ValueError, match="positive int"):
+        handler.auto_save(None, every_n_train_steps=-3)
+
+
 def test_a_malformed_epoch_in_progress_is_left_out_with_a_warning(data):
     """A file is data: an inside-an-epoch resume point of the wrong shape is not handed to
     Lightning's loop; training starts the next epoch."""
