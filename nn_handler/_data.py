@@ -39,6 +39,8 @@ class DataSlot:
     dataloader_type: DataLoaderType = DataLoaderType.STANDARD
     #: The same data through torchdata's ``StatefulDataLoader`` (built on first use).
     stateful: Any = None
+    #: ``loader`` is the user's own object (not built from ``dataset`` and ``loader_kwargs``).
+    given_loader: bool = False
 
 
 def _is_stateful(loader: Any) -> bool:
@@ -64,7 +66,7 @@ def stateful_loader(slot: DataSlot, distributed: bool) -> Any:
         return slot.stateful
     if distributed or slot.dataloader_type is not DataLoaderType.STANDARD:
         return loader
-    if type(loader) is not DataLoader or loader.dataset is not slot.dataset:
+    if slot.given_loader or type(loader) is not DataLoader:
         return loader
     try:
         from torchdata.stateful_dataloader import StatefulDataLoader
@@ -149,7 +151,7 @@ def make_slot(
                 "DataLoader: pass the Dataset and the loader kwargs, not a DataLoader."
             )
         loader = _shard(dataset, role, dist, seed) if distributed else dataset
-        return DataSlot(dataset.dataset, {}, loader)
+        return DataSlot(dataset.dataset, {}, loader, given_loader=True)
     if not isinstance(dataset, Dataset) and not hasattr(dataset, "__getitem__"):
         raise TypeError(
             f"set_{role}_loader expects a torch Dataset (or a DataLoader), got "

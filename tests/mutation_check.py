@@ -443,18 +443,19 @@ MUTATIONS: tuple[Mutation, ...] = (
         name="mid-epoch-plain-loader",
         file="nn_handler/_training.py",
         edits=(("        train = stateful_loader(setup.train_data, distributed)", "        pass"),),
-        tests=(
-            f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights[in-process]",
-        ),
+        tests=(f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights",),
         bug="step auto-saves read a plain loader: a resume restarts the epoch's data",
     ),
     Mutation(
         name="mid-epoch-sums",
         file="adapters/module.py",
-        edits=(("            self.train_stats.load_state_dict(resumed, self.device)", "            pass"),),
-        tests=(
-            f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights[in-process]",
+        edits=(
+            (
+                "            self.train_stats.load_state_dict(resumed, self.device)",
+                "            pass",
+            ),
         ),
+        tests=(f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights",),
         bug="a resumed epoch's loss covers only the batches after the resume",
     ),
     Mutation(

@@ -121,6 +121,15 @@ def test_a_lightning_model_checkpoint_by_steps_resumes_inside_the_epoch(data):
     assert resumed.train_losses == first.train_losses
 
 
+def test_a_dataloader_given_as_such_is_read_as_it_is_with_step_auto_saves(data):
+    """Only loaders the handler builds become stateful: the user's own keeps its batch size."""
+    handler = make_handler(data)
+    handler.set_train_loader(DataLoader(data, batch_size=8, shuffle=True))
+    handler.auto_save(None, save_path="ck", every_n_train_steps=5)
+    handler.train(1, progress_bar=False)
+    assert handler.run_state.global_step == 6 and os.listdir("ck") == ["model_step00000005.pth"]
+
+
 def test_step_and_epoch_auto_saves_are_one_overwrite_series(data):
     handler = make_handler(data)  # 6 steps an epoch
     handler.auto_save(1, save_path="ck", overwrite=True, every_n_train_steps=4)
