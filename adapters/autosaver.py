@@ -75,6 +75,11 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
     last), so the epoch's history and scheduler step are in the file. Only rank 0 writes; the
     other ranks wait. Each file also holds Lightning's own resume keys.
 
+    With ``every_n_train_steps=N`` it also saves after every N-th optimizer step, at the end of
+    the batch that made it, named by ``step_name`` (``step``, ``epoch``: the 1-based epoch in
+    progress); these files are one series with the epoch files for ``overwrite``. Lightning's
+    loop state in them (and the state of a stateful training loader) resumes inside the epoch.
+
     Args:
         settings: the ``auto_save`` settings.
         bookkeeping: which files this process wrote (shared across ``train`` calls).
@@ -97,6 +102,7 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
             save_last=False,
             save_on_train_epoch_end=True,
             enable_version_counter=False,
+            every_n_train_steps=settings.every_n_train_steps,
         )
         self.settings = settings
         self.bookkeeping = bookkeeping
@@ -112,10 +118,21 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
         # The directory is the handler's; it is created on the first save, not at setup.
         self.dirpath = self.settings.save_path
 
-    # Saving happens only at the end of a training epoch: never per step, at validation end,
-    # on an exception or at the end of fit.
-    def on_train_batch_end(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    # Saving happens at the end of a training epoch and, with every_n_train_steps, at the end of
+    # a batch: never at validation end, on an exception or at the end of fit.
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        every = self.settings.every_n_train_steps
+        if not every or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        step = trainer.global_step
+        # Once per step: with gradient accumulation several batches end on the same step.
+        if step == 0 or step % every or step == self._last_global_step_saved:
+            return
+        epoch = trainer.current_epoch + 1
+        name = auto_save_name(self.settings.step_name, {"step": step, "epoch": epoch}, epoch)
+        self._write(trainer, os.path.join(self.settings.save_path, name))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         return None

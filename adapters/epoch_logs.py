@@ -39,6 +39,13 @@ class EpochLogs(L.Callback):
         self._val: dict[str, float] | None = None
         self._lr: dict[str, float] = {}
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        # A fit resumed inside an epoch (a mid-epoch checkpoint) starts without that epoch's
+        # on_train_epoch_start; the module restores the epoch's sums itself.
+        self._val = None
+        self.refresh_lr(pl_module.optimizer)
+        self._t0 = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         pl_module.reset_stage("train")
         self._val = None
@@ -106,4 +113,20 @@ def _publish(pl_module: Any, values: dict[str, Any], to_loggers: bool = False) -
     device = pl_module.device
     trainer.callback_metrics.update({k: torch.tensor(v, device=device) for k, v in finite.items()})
     if to_loggers and trainer.loggers:
-        trainer._logger_connector.log_metrics(finite)
+        _log_epoch_values(trainer, finite)
+
+
+def _log_epoch_values(trainer: L.Trainer, values: dict[str, float]) -> None:
+    """One write of the epoch values to the Trainer's loggers, as ``self.log`` would, except
+    to a native ``TensorBoardLogger``'s Lightning run: that callback writes them itself."""
+    from ..callbacks.tensorboard import writes_epoch_values_itself
+
+    loggers = [lg for lg in trainer.loggers if not writes_epoch_values_itself(lg)]
+    if len(loggers) == len(trainer.loggers):
+        trainer._logger_connector.log_metrics(values)
+        return
+    metrics = {**values, "epoch": trainer.current_epoch}
+    step = trainer.fit_loop.epoch_loop._batches_that_stepped
+    for logger in loggers:
+        logger.log_metrics(metrics=metrics, step=step)
+        logger.save()

@@ -58,6 +58,28 @@ class EpochStats:
             self._metric_sums[name] = total + _number(name, value)
         self._metric_counts[name] = self._metric_counts.get(name, 0) + 1
 
+    def state_dict(self) -> dict[str, Any]:
+        """The running sums, for a checkpoint written inside an epoch."""
+        return {
+            "loss_sum": self._loss_sum,
+            "count": self._count,
+            "metric_sums": dict(self._metric_sums),
+            "metric_counts": dict(self._metric_counts),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        """Continue from :meth:`state_dict`'s sums (tensors moved to ``device``)."""
+
+        def placed(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value.to(device=device, dtype=torch.float64)
+            return float(value)
+
+        self._loss_sum = placed(state["loss_sum"])
+        self._count = int(state["count"])
+        self._metric_sums = {str(k): placed(v) for k, v in state["metric_sums"].items()}
+        self._metric_counts = {str(k): int(v) for k, v in state["metric_counts"].items()}
+
     def reduce(self, device: torch.device, all_reduce: Reducer | None = None) -> dict[str, float]:
         """Return ``{"loss": mean, name: mean, ...}`` over all ranks with one collective."""
         names = list(self._metric_sums)

@@ -158,15 +158,15 @@ class ExportedHandlerModule(HandlerModule):
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Add the handler's keys, so ``NNHandler.load`` reads what Lightning writes."""
-        from ..checkpoint import handler_checkpoint
+        """Add the handler's keys (of its setup now), so ``NNHandler.load`` reads what Lightning
+        writes."""
+        from .._training import checkpoint_builder
 
         handler = self.handler
-        self.run_state.global_step = int(self.trainer.global_step)
-        keys = handler_checkpoint(handler.setup, self.run_state, handler.runtime, self.trainer)
-        for key, value in keys.items():
-            # Lightning's own keys (state_dict, loops, optimizer_states, ...) stay authoritative.
-            checkpoint.setdefault(key, value)
+        self.__dict__["checkpoint_keys"] = checkpoint_builder(
+            handler.setup, self.run_state, handler.runtime
+        )
+        super().on_save_checkpoint(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the handler state Lightning does not know about (history, EMA, step); drop the

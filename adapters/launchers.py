@@ -78,10 +78,16 @@ def fit_arguments(
     if placed:
         # First, so that every other callback's setup sees the rank.
         trainer.callbacks.insert(0, ProcessPlace(state, runtime))
-    train, val = make_loaders()
-    require_batches(train, "train")
-    # Where the rank is known only at setup, each process makes its loaders (its shard) then.
-    data = {"datamodule": worker_data(make_loaders, val is not None)} if placed else {}
+    if runtime.datamodule is not None:
+        # Lightning calls its prepare_data/setup("fit") and shards its loaders in each process.
+        train = val = None
+        data = {"datamodule": runtime.datamodule}
+    else:
+        train, val = make_loaders()
+        require_batches(train, "train")
+        # Where the rank is known only at setup, each process makes its loaders (its shard)
+        # then.
+        data = {"datamodule": worker_data(make_loaders, val is not None)} if placed else {}
     if launcher is None or isinstance(launcher, _SubprocessScriptLauncher):
         return data or {"train_dataloaders": train, "val_dataloaders": val}
     strategy = setup.training.trainer_kwargs.get("strategy", type(trainer.strategy).__name__)
@@ -119,7 +125,7 @@ def process_loaders(setup: Setup, runtime: Runtime, validate: bool) -> tuple[Any
     from .._training import loaders
     from .dist_loaders import shard_train_loader, shard_val_loader
 
-    train, val = loaders(setup, validate)
+    train, val = loaders(setup, validate, runtime.dist.distributed)
     dist = runtime.dist
     if dist.source == "lightning":
         train = shard_train_loader(train, dist, shuffle_seed(setup.seed))

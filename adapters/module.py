@@ -50,6 +50,9 @@ class HandlerModule(L.LightningModule):
             manual optimization and ``steps`` does backward, accumulation, clipping, AMP and the
             optimizer step (``train()``); without, Lightning's automatic optimization does them
             with the Trainer's settings (the exported module, for any Trainer).
+        checkpoint_keys: ``trainer -> the handler's checkpoint entries``; every checkpoint
+            Lightning writes while fitting the module (a user's ``ModelCheckpoint`` too) then
+            also holds them, so ``NNHandler.load`` reads it.
     """
 
     #: Whether the module calls the per-batch hooks of the handler's own callbacks itself.
@@ -69,6 +72,7 @@ class HandlerModule(L.LightningModule):
         debug_print_interval: int | None = None,
         logger: logging.Logger | None = None,
         steps: Any = None,
+        checkpoint_keys: Callable[[Any], dict[str, Any]] | None = None,
     ):
         super().__init__()
         self.model = model
@@ -101,6 +105,9 @@ class HandlerModule(L.LightningModule):
         self.epoch_logs: dict[str, Any] = {}
         self._nonfinite_warned = False
         self.__dict__["steps"] = steps
+        self.__dict__["checkpoint_keys"] = checkpoint_keys
+        self.__dict__["in_epoch"] = False  # between a training epoch's start and its end hooks
+        self.__dict__["_resumed_stats"] = None
         if steps is not None:
             self.automatic_optimization = False
 
@@ -219,7 +226,20 @@ class HandlerModule(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         return predict_outputs(self.reader, self.model, batch)
 
+    def resume_epoch(self, train_stats: dict[str, Any] | None) -> None:
+        """The fit starts inside an epoch: its first epoch continues these partial sums."""
+        self.__dict__["_resumed_stats"] = train_stats
+
+    def on_train_epoch_start(self) -> None:
+        self.__dict__["in_epoch"] = True
+
     def on_train_start(self) -> None:
+        # A fit resumed inside an epoch gets no on_train_epoch_start for that epoch.
+        resumed, self.__dict__["_resumed_stats"] = self._resumed_stats, None
+        if resumed is not None:
+            self.__dict__["in_epoch"] = True
+            self.reset_stage("train")
+            self.train_stats.load_state_dict(resumed, self.device)
         if self.steps is not None:
             self.steps.attach(self)
 
@@ -227,6 +247,7 @@ class HandlerModule(L.LightningModule):
         # Runs after every non-monitoring callback (native ones included) and before the
         # AutoSaver, so a stop requested this epoch still gets its checkpoint. Any rank asking
         # stops all of them together.
+        self.__dict__["in_epoch"] = False  # the epoch's history is recorded: checkpoints hold it
         stop = bool(self.run_state.stop_requested)
         if self.trainer.world_size > 1:
             stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
@@ -264,6 +285,23 @@ class HandlerModule(L.LightningModule):
                 ordered[name] = values[name]
         return ordered
 
+    # ----------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add the handler's keys, so ``NNHandler.load`` reads what Lightning writes."""
+        if self.checkpoint_keys is None:
+            return
+        from .trainer_factory import mirror_step_counters
+
+        steps = int(self.trainer.global_step)
+        self.run_state.global_step = steps
+        for key, value in self.checkpoint_keys(self.trainer).items():
+            # Lightning's own keys (state_dict, loops, optimizer_states, ...) stay authoritative.
+            checkpoint.setdefault(key, value)
+        # The file resumes either module (train()'s manual or the exported automatic one).
+        mirror_step_counters(checkpoint.get("loops", {}), steps)
+        if self.in_epoch:  # before this epoch's history: NNHandler.load resumes inside it
+            checkpoint["epoch_in_progress"] = {"train_stats": self.train_stats.state_dict()}
+
     # ------------------------------------------------------------ optimizers
     def configure_optimizers(self) -> Any:
         if self.optimizer is None:
@@ -276,8 +314,28 @@ class HandlerModule(L.LightningModule):
             config.update(monitor="loss", strict=False)
         return {"optimizer": self.optimizer, "lr_scheduler": config}
 
+    @property
+    def lr(self) -> float:
+        """The optimizer's learning rate (first parameter group), where Lightning's tuner
+        (``Tuner.lr_find``, the ``LearningRateFinder`` callback) reads it. Setting it scales
+        every group's rate, and the scheduler's base rates, by the same factor."""
+        if self.optimizer is None:
+            raise AttributeError("lr: no optimizer is set (handler.set_optimizer(...)).")
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        from .lr_finder import scale_learning_rate
+
+        if self.optimizer is None:
+            raise AttributeError("lr: no optimizer is set (handler.set_optimizer(...)).")
+        scale_learning_rate(self.optimizer, self.scheduler, value)
+
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        """No-op: :meth:`step_scheduler` steps once per epoch after the epoch logs are known."""
+        """The handler's scheduler: nothing here, :meth:`step_scheduler` steps it once per epoch
+        after the epoch logs are known. Another (the learning-rate finder's): stepped."""
+        if scheduler is not self.scheduler:
+            super().lr_scheduler_step(scheduler, metric)
 
     def step_scheduler(self, logs: dict[str, Any]) -> None:
         if self.scheduler is None:

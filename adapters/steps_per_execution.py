@@ -73,6 +73,9 @@ def why_one_batch(trainer: L.Trainer, train_loader: Any, trainer_kwargs: dict[st
         return "the training loader has no length (its last batch is known only after it)"
     if trainer.max_steps != -1:
         return "max_steps may end training inside a chunk"
+    if any(isinstance(c, ModelCheckpoint) and c._every_n_train_steps for c in trainer.callbacks):
+        # Its files must record the loader's position after a whole step, not inside a chunk.
+        return "a checkpoint is saved every N training steps"
     interval = trainer_kwargs.get("val_check_interval")
     if interval is not None and not (isinstance(interval, float) and interval == 1.0):
         return "val_check_interval validates inside the epoch"

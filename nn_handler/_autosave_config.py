@@ -1,4 +1,5 @@
-"""The AutoSaver's settings (interval, directory, name pattern, overwrite), validated."""
+"""The AutoSaver's settings (interval, directory, name pattern, overwrite, step interval),
+validated."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ __all__ = [
     "check_interval",
     "check_name",
     "check_save_path",
+    "check_step_interval",
+    "check_step_name",
     "settings_for_resume",
     "write_location_refused",
 ]
 
 DEFAULT_NAME = "model_epoch{epoch:02d}"
+DEFAULT_STEP_NAME = "model_step{step:08d}"
 
 
 def check_interval(interval: Any) -> int | None:
@@ -59,6 +63,33 @@ def check_name(name: Any) -> str:
     return name
 
 
+def check_step_interval(every: Any) -> int | None:
+    """``every_n_train_steps``: ``None``/0 (off) or N > 0 (after every N optimizer steps)."""
+    if every is None or (every == 0 and not isinstance(every, bool)):
+        return None
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ValueError(
+            f"auto_save every_n_train_steps must be a positive int (or None: off), got {every!r}."
+        )
+    return every
+
+
+def check_step_name(step_name: Any, name: str) -> str:
+    """The mid-epoch files' name pattern: a file name with a ``{step}`` field, unlike ``name``.
+
+    The ``{step}`` field (the global optimizer step) and a pattern other than the epoch files'
+    keep the two series from naming the same file.
+    """
+    step_name = check_name(step_name)
+    fields = {field for _, field, _, _ in string.Formatter().parse(step_name) if field}
+    if "step" not in fields or step_name == name:
+        raise ValueError(
+            f"auto_save step_name {step_name!r} must contain a {{step}} field and differ from the "
+            f"epoch files' name {name!r}, e.g. {DEFAULT_STEP_NAME!r}."
+        )
+    return step_name
+
+
 def check_save_path(value: Any) -> str:
     if not isinstance(value, (str, bytes)) and not hasattr(value, "__fspath__"):
         raise TypeError(f"save_path must be a path, got {type(value).__name__}.")
@@ -72,6 +103,7 @@ class AutoSaveSettings:
 
     ``write_roots``: ``None`` for settings the user gave; for settings a checkpoint brought back,
     the folders the AutoSaver may write in, checked at each write (``_write_guard``).
+    ``every_n_train_steps``: also every N optimizer steps, inside epochs, as ``step_name``.
     """
 
     interval: int | None = None
@@ -79,21 +111,35 @@ class AutoSaveSettings:
     name: str = DEFAULT_NAME
     overwrite: bool = False
     write_roots: WriteRoots | None = dataclasses.field(default=None, compare=False)
+    every_n_train_steps: int | None = None
+    step_name: str = DEFAULT_STEP_NAME
 
     @classmethod
     def checked(
-        cls, interval: Any, save_path: Any = ".", name: Any = DEFAULT_NAME, overwrite: Any = False
+        cls,
+        interval: Any,
+        save_path: Any = ".",
+        name: Any = DEFAULT_NAME,
+        overwrite: Any = False,
+        every_n_train_steps: Any = None,
+        step_name: Any = DEFAULT_STEP_NAME,
     ) -> AutoSaveSettings:
         """Settings from user input, each value validated."""
         if not isinstance(overwrite, bool):
             raise TypeError(f"overwrite must be a bool, got {overwrite!r}.")
+        name = check_name(name)
         return cls(
-            check_interval(interval), check_save_path(save_path), check_name(name), overwrite
+            check_interval(interval),
+            check_save_path(save_path),
+            name,
+            overwrite,
+            check_step_interval(every_n_train_steps),
+            check_step_name(step_name, name),
         )
 
     @property
     def enabled(self) -> bool:
-        return bool(self.interval)
+        return bool(self.interval) or bool(self.every_n_train_steps)
 
     def state_dict(self, last_saved: str | None = None) -> dict[str, Any]:
         return {
@@ -102,6 +148,8 @@ class AutoSaveSettings:
             "save_model_name": self.name,
             "overwrite_last_saved": self.overwrite,
             "last_saved_model": last_saved,
+            "save_every_n_train_steps": self.every_n_train_steps,
+            "save_step_model_name": self.step_name,
         }
 
     @classmethod
@@ -116,6 +164,8 @@ class AutoSaveSettings:
             state.get("save_path", "."),
             state.get("save_model_name", DEFAULT_NAME),
             bool(state.get("overwrite_last_saved", False)),
+            state.get("save_every_n_train_steps"),
+            state.get("save_step_model_name", DEFAULT_STEP_NAME),
         )
 
 
@@ -133,7 +183,7 @@ def settings_for_resume(
         return AutoSaveSettings(), None
     if not isinstance(state, dict):
         return AutoSaveSettings(), f"they are a {type(state).__name__}, not a dict"
-    if not state.get("save_interval"):
+    if not state.get("save_interval") and not state.get("save_every_n_train_steps"):
         return AutoSaveSettings(), None
     try:
         settings = AutoSaveSettings.from_state_dict(state)

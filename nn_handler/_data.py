@@ -24,6 +24,7 @@ __all__ = [
     "make_slot",
     "require_batches",
     "shuffle_seed",
+    "stateful_loader",
     "use_shuffle_seed",
 ]
 
@@ -36,6 +37,43 @@ class DataSlot:
     loader_kwargs: dict[str, Any] = field(default_factory=dict)
     loader: DataLoader | None = None
     dataloader_type: DataLoaderType = DataLoaderType.STANDARD
+    #: The same data through torchdata's ``StatefulDataLoader`` (built on first use).
+    stateful: Any = None
+    #: ``loader`` is the user's own object (not built from ``dataset`` and ``loader_kwargs``).
+    given_loader: bool = False
+
+
+def _is_stateful(loader: Any) -> bool:
+    from lightning.pytorch.utilities.combined_loader import _Stateful
+
+    return isinstance(loader, _Stateful)
+
+
+def stateful_loader(slot: DataSlot, distributed: bool) -> Any:
+    """The slot's loader as one whose position Lightning saves in checkpoints and restores.
+
+    A loader that has ``state_dict``/``load_state_dict`` already (a ``StatefulDataLoader`` given
+    to ``set_train_loader``) is used as it is. A loader built from a dataset and keyword
+    arguments is rebuilt once as torchdata's ``StatefulDataLoader`` with the same arguments (its
+    shuffle sampler saves its generator and position). Otherwise (torchdata not installed, a
+    ``DataLoader`` object given, DDP shards, ``RANK_CACHED``) the slot's own loader: a resume
+    inside an epoch then starts the epoch's data again, and Lightning warns.
+    """
+    loader = slot.loader
+    if _is_stateful(loader):
+        return loader
+    if slot.stateful is not None:
+        return slot.stateful
+    if distributed or slot.dataloader_type is not DataLoaderType.STANDARD:
+        return loader
+    if slot.given_loader or type(loader) is not DataLoader:
+        return loader
+    try:
+        from torchdata.stateful_dataloader import StatefulDataLoader
+    except ImportError:
+        return loader
+    slot.stateful = StatefulDataLoader(slot.dataset, **slot.loader_kwargs)
+    return slot.stateful
 
 
 def build_loader(
@@ -113,7 +151,7 @@ def make_slot(
                 "DataLoader: pass the Dataset and the loader kwargs, not a DataLoader."
             )
         loader = _shard(dataset, role, dist, seed) if distributed else dataset
-        return DataSlot(dataset.dataset, {}, loader)
+        return DataSlot(dataset.dataset, {}, loader, given_loader=True)
     if not isinstance(dataset, Dataset) and not hasattr(dataset, "__getitem__"):
         raise TypeError(
             f"set_{role}_loader expects a torch Dataset (or a DataLoader), got "

@@ -119,6 +119,11 @@ class RunState:
             loaders at the next ``train()``.
         loaded_loader_kwargs: the loader arguments a loaded checkpoint recorded (datasets are
             not stored; this tells the user how the run read them).
+        datamodule_state: a loaded checkpoint's data-module ``state_dict``, given to the data
+            module of the next ``set_datamodule``.
+        resume_point: read from a checkpoint written inside an epoch: Lightning's fit-loop state
+            (``fit_loop``) and the epoch's partial sums (``train_stats``), handed to the next
+            ``train()``, which continues that epoch.
     """
 
     history: History = field(default_factory=History)
@@ -130,6 +135,8 @@ class RunState:
     saver: SaverBookkeeping = field(default_factory=SaverBookkeeping)
     loader_rng: dict[str, Any] | None = None
     loaded_loader_kwargs: dict[str, Any] = field(default_factory=dict)
+    resume_point: dict[str, Any] | None = None
+    datamodule_state: dict[str, Any] | None = None
 
     @property
     def epochs_done(self) -> int:
@@ -141,6 +148,11 @@ class RunState:
     def take_loader_rng(self) -> dict[str, Any]:
         """The pending loader generator states, handed out once."""
         pending, self.loader_rng = self.loader_rng or {}, None
+        return pending
+
+    def take_resume_point(self) -> dict[str, Any] | None:
+        """The pending inside-an-epoch resume point, handed out once."""
+        pending, self.resume_point = self.resume_point, None
         return pending
 
     # ----------------------------------------------------------------- state

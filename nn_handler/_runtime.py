@@ -33,6 +33,9 @@ class Runtime:
         module: the bare model.
         compiled: ``torch.compile(module)`` after ``compile_model``, else ``None``.
         optimizer, scheduler, sde, sampler: built from their components (``None`` when unset).
+        datamodule: the ``LightningDataModule`` given to ``set_datamodule`` (the training and
+            validation data instead of the loaders), or ``None``. A live object of the user's,
+            like the model: its ``state_dict`` goes into checkpoints, the object does not.
     """
 
     dist: DistEnv
@@ -44,6 +47,7 @@ class Runtime:
     scheduler: Any = None
     sde: Any = None
     sampler: Any = None
+    datamodule: Any = None
 
     @property
     def model(self) -> nn.Module:

@@ -619,6 +619,8 @@ class AutoSaveCodec(Codec):
                 "save_path": value.save_path,
                 "name": value.name,
                 "overwrite": value.overwrite,
+                "every_n_train_steps": value.every_n_train_steps,
+                "step_name": value.step_name,
             }
         }
 
@@ -627,7 +629,12 @@ class AutoSaveCodec(Codec):
         if given is None:
             return None
         return AutoSaveSettings.checked(
-            given.interval, given.save_path, given.name, bool(given.overwrite)
+            given.interval,
+            given.save_path,
+            given.name,
+            bool(given.overwrite),
+            given.every_n_train_steps,
+            given.step_name,
         )
 
 

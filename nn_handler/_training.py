@@ -54,6 +54,8 @@ _QUIET_WARNINGS = (
     r".*when logging on epoch level in distributed setting.*",
     # Chunked steps (adapters/chunked_module.py) take the `dataloader_iter` step form on purpose.
     r".*`dataloader_iter`.*",
+    # torchdata's StatefulDataLoader (mid-epoch auto-saves) calls a deprecated torch function.
+    r".*'set_vital' is deprecated.*",
 )
 
 
@@ -103,8 +105,8 @@ def check_ready(setup: Setup, runtime: Runtime, epochs: Any, options: TrainOptio
         missing.append("optimizer (set_optimizer)")
     if setup.loss is None:
         missing.append("loss function (set_loss_fn)")
-    if setup.train_data is None:
-        missing.append("training data (set_train_loader)")
+    if setup.train_data is None and runtime.datamodule is None:
+        missing.append("training data (set_train_loader or set_datamodule)")
     if missing:
         raise RuntimeError("Cannot train: missing " + ", ".join(missing) + ".")
     if setup.model_type.value == "score_based" and runtime.sde is None:
@@ -143,6 +145,7 @@ def module_arguments(
         eval_modules=list(setup.eval_modules),
         debug_print_interval=debug_print_interval,
         logger=runtime.logger,
+        checkpoint_keys=checkpoint_builder(setup, state, runtime),
     )
 
 
@@ -218,7 +221,8 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     options = setup.training
     ensure_ema(state, runtime.module, options.ema_decay, runtime.device)
     apply_loader_rng(setup, state)
-    validate = options.validate_every > 0 and setup.val_data is not None
+    has_val = setup.val_data is not None or runtime.datamodule is not None
+    validate = options.validate_every > 0 and has_val
     bars = runtime.dist.rank == 0 and bool(options.trainer_kwargs.get("enable_progress_bar", True))
     plan = TrainPlan(
         epochs=epochs,
@@ -242,18 +246,28 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
         scaler=grad_scaler(state, runtime.device, options.use_amp),
     )
     args.update(strategy_arguments(runtime.dist, runtime.device, setup.ddp_kwargs))
+    if runtime.datamodule is not None and not validate:
+        args["limit_val_batches"] = 0  # validate_every=0: the data module's val loader unused
     args.update(trainer_kwargs)
     steps = manual_steps(args)
     state.stop_requested = False
+    resume = state.take_resume_point()
     with quiet_lightning():
         trainer = L.Trainer(**args)
-        continue_from(trainer, plan.start_epoch, state.global_step)
+        if resume is not None:
+            # A file written inside an epoch: Lightning's own loop state (batches done, the
+            # loader's position) continues that epoch.
+            trainer.fit_loop.load_state_dict(resume["fit_loop"])
+        else:
+            continue_from(trainer, plan.start_epoch, state.global_step)
         data = fit_arguments(trainer, setup, state, runtime, validate)
         batches = resolve_steps_per_execution(
             options.steps_per_execution, trainer, data.get("train_dataloaders"), trainer_kwargs
         )
         module_kwargs = module_arguments(setup, state, runtime, options.debug_print_interval)
         module = build_fit_module(module_kwargs, steps, batches)
+        if resume is not None:
+            module.resume_epoch(resume["train_stats"])
         try:
             with plain_python_signals(trainer):
                 trainer.fit(module, **data)
@@ -268,13 +282,32 @@ def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
                 state.ema.to(runtime.device)
 
 
-def loaders(setup: Setup, validate: bool) -> tuple:
-    """The loaders to fit on: the handler's own (under DDP, sharded when they were set)."""
-    from ._data import use_shuffle_seed
+def loaders(setup: Setup, validate: bool, distributed: bool = False) -> tuple:
+    """The loaders to fit on: the handler's own (under DDP, sharded when they were set).
+
+    When checkpoints are written inside epochs (auto-saves every N steps, a ``ModelCheckpoint``
+    by steps or time) the training data is read through a stateful loader (see
+    :func:`~nn_handler._data.stateful_loader`), so that those files resume inside the epoch.
+    """
+    from ._data import stateful_loader, use_shuffle_seed
 
     train = setup.train_data.loader
+    if _saves_inside_epochs(setup):
+        train = stateful_loader(setup.train_data, distributed)
     use_shuffle_seed(train, setup.seed)  # the seed may have been set after set_train_loader
     return train, setup.val_data.loader if validate and setup.val_data is not None else None
+
+
+def _saves_inside_epochs(setup: Setup) -> bool:
+    if setup.auto_save.every_n_train_steps:
+        return True
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return any(
+        isinstance(c, ModelCheckpoint)
+        and (c._every_n_train_steps or c._train_time_interval is not None)
+        for c in setup.callbacks
+    )
 
 
 def apply_loader_rng(setup: Setup, state: RunState) -> None:

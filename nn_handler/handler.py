@@ -51,6 +51,12 @@ def _is_lightning_callback(obj: Any) -> bool:
     return isinstance(obj, LightningCallback)
 
 
+def _is_datamodule(obj: Any) -> bool:
+    import lightning as L
+
+    return isinstance(obj, L.LightningDataModule)
+
+
 def _model_component(model_class: Any, model_kwargs: dict[str, Any]) -> Component:
     if not (inspect.isclass(model_class) and issubclass(model_class, nn.Module)):
         raise TypeError(
@@ -337,10 +343,40 @@ class NNHandler:
     ) -> None:
         """Train on ``dataset`` read with ``DataLoader(**loader_kwargs)``; under DDP the loader
         reads this rank's shard (its sampler is a ``DistributedSampler``;
-        ``DataLoaderType.RANK_CACHED``: ``dataset`` is already this rank's shard)."""
+        ``DataLoaderType.RANK_CACHED``: ``dataset`` is already this rank's shard). A
+        ``LightningDataModule`` (alone) is :meth:`set_datamodule`'s."""
+        if _is_datamodule(dataset) and not loader_kwargs:
+            self.set_datamodule(dataset)
+            return
         dist, seed = self._runtime.dist, self._setup.seed
         slot = make_slot(dataset, loader_kwargs, "train", dataloader_type, dist, seed)
         self._setup = self._setup.replace(train_data=slot)
+        self._runtime.datamodule = None
+
+    def set_datamodule(self, datamodule: Any) -> None:
+        """Train and validate on a ``LightningDataModule``'s loaders instead of the handler's.
+
+        ``train`` hands it to the Trainer, which calls its ``prepare_data`` and
+        ``setup("fit")`` and reads ``train_dataloader``/``val_dataloader``; its ``state_dict``
+        is saved in every checkpoint, and a handler loaded from one gives the saved state to the
+        data module of its next ``set_datamodule`` (the object itself is not stored: give it
+        again after ``load``). ``set_train_loader(dataset, ...)`` goes back to loaders.
+        """
+        if not _is_datamodule(datamodule):
+            raise TypeError(
+                "set_datamodule expects a lightning.LightningDataModule, got "
+                f"{type(datamodule).__name__}; use set_train_loader for a Dataset or DataLoader."
+            )
+        pending, self._state.datamodule_state = self._state.datamodule_state, None
+        if pending:
+            datamodule.load_state_dict(pending)
+        self._runtime.datamodule = datamodule
+        self._setup = self._setup.replace(train_data=None, val_data=None)
+
+    @property
+    def datamodule(self) -> Any:
+        """The ``LightningDataModule`` given to :meth:`set_datamodule` (or ``None``)."""
+        return self._runtime.datamodule
 
     def set_val_loader(
         self,
@@ -389,6 +425,10 @@ class NNHandler:
                 "add_callback expects an nn_handler.callbacks.Callback or a "
                 f"lightning.pytorch.callbacks.Callback, got {type(callback).__name__}."
             )
+        else:
+            from .adapters.lr_finder import check_not_a_finder
+
+            check_not_a_finder(callback)
         self._setup = self._setup.replace(callbacks=(*self._setup.callbacks, callback))
 
     def remove_callback(self, callback: Any) -> None:
@@ -415,13 +455,20 @@ class NNHandler:
         save_path: str = ".",
         name: str = "model_epoch{epoch:02d}",
         overwrite: bool = False,
+        every_n_train_steps: int | None = None,
+        step_name: str = "model_step{step:08d}",
     ) -> None:
         """Save a full checkpoint every ``interval`` epochs (-1: after each ``train``'s last).
 
         ``name`` is a file name (formatted with the epoch logs) inside ``save_path``. With
         ``overwrite`` each new auto-save replaces the previous one *this* configuration wrote.
+        ``every_n_train_steps=N`` also saves after every N optimizer steps, inside epochs, as
+        ``step_name`` (formatted with ``step`` and ``epoch``); such a file resumes mid-epoch
+        (see docs/checkpointing.md, "Mid-epoch checkpoints").
         """
-        settings = AutoSaveSettings.checked(interval, save_path, name, bool(overwrite))
+        settings = AutoSaveSettings.checked(
+            interval, save_path, name, bool(overwrite), every_n_train_steps, step_name
+        )
         self._setup = self._setup.replace(auto_save=settings)
         self._state.saver.reset()
 
@@ -590,6 +637,38 @@ class NNHandler:
             self.seed = seed
         _training.run(self._setup, self._state, self._runtime, epochs)
 
+    def find_lr(
+        self,
+        min_lr: float = 1e-8,
+        max_lr: float = 1.0,
+        num_training: int = 100,
+        mode: str = "exponential",
+        early_stop_threshold: float | None = 4.0,
+        apply: bool = False,
+    ):
+        """Learning-rate range test (Lightning's ``Tuner.lr_find``) on the training data.
+
+        Trains ``num_training`` steps with the rate growing from ``min_lr`` to ``max_lr``
+        (``mode``: ``"exponential"`` or ``"linear"``; stops early when the loss exceeds
+        ``early_stop_threshold`` times its best), then restores the weights, the optimizer, the
+        history and the random generators. Returns an
+        :class:`~nn_handler.adapters.lr_finder.LRFinderResult` (``suggestion``, ``lrs``,
+        ``losses``); ``apply=True`` also sets the optimizer's rate to the suggestion (other
+        parameter groups and the scheduler keep their ratios to it).
+        """
+        from .adapters.lr_finder import find_lr
+
+        return find_lr(
+            self._setup,
+            self._runtime,
+            min_lr=min_lr,
+            max_lr=max_lr,
+            num_training=num_training,
+            mode=mode,
+            early_stop_threshold=early_stop_threshold,
+            apply=apply,
+        )
+
     # ---------------------------------------------------------- checkpoints
     def save(self, path: str, single_file: bool = True) -> None:
         """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait).
@@ -745,6 +824,8 @@ class NNHandler:
         """A ``LightningDataModule`` over this handler's datasets and loader kwargs."""
         from .adapters.export import to_datamodule
 
+        if self._runtime.datamodule is not None:
+            return self._runtime.datamodule
         return to_datamodule(self._setup, self._state, self._runtime)
 
     def export_config(self, path: str, strict: bool = True, **train_args: Any) -> None:

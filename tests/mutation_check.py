@@ -61,6 +61,7 @@ _LAUNCHER_PARTS = "tests/test_launcher_parts.py"
 _CHUNKED = "tests/test_chunked_steps.py"
 _EFFECTS = "tests/test_checkpoint_effects.py"
 _FUZZ = "tests/test_checkpoint_fuzz_types.py"
+_ECOSYSTEM = "tests/test_lightning_ecosystem.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------ checkpointing and resume
@@ -565,6 +566,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         edits=(("        obj.pop(LEGACY_MARK, None)\n", "        pass\n"),),
         tests=(f"{_EFFECTS}::test_a_file_cannot_mark_itself_as_an_opted_in_legacy_pickle",),
         bug="a file holding the legacy-pickle mark is trusted as if the user had opted in",
+    ),
+    # ------------------------------------------------- Lightning's checkpoints, mid-epoch
+    Mutation(
+        name="mid-epoch-plain-loader",
+        file="nn_handler/_training.py",
+        edits=(("        train = stateful_loader(setup.train_data, distributed)", "        pass"),),
+        tests=(f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights",),
+        bug="step auto-saves read a plain loader: a resume restarts the epoch's data",
+    ),
+    Mutation(
+        name="mid-epoch-sums",
+        file="adapters/module.py",
+        edits=(
+            (
+                "            self.train_stats.load_state_dict(resumed, self.device)",
+                "            pass",
+            ),
+        ),
+        tests=(f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights",),
+        bug="a resumed epoch's loss covers only the batches after the resume",
+    ),
+    Mutation(
+        name="lightning-ckpt-keys",
+        file="adapters/module.py",
+        edits=(("        if self.checkpoint_keys is None:\n            return", "        return"),),
+        tests=(
+            f"{_ECOSYSTEM}::test_a_lightning_model_checkpoint_file_loads_and_continues_exactly",
+        ),
+        bug="a ModelCheckpoint's file in train() lacks the handler's keys: load refuses it",
     ),
 )
 

@@ -223,6 +223,29 @@ def test_tensorboard_scalars_equal_the_history(data):
     assert os.path.isdir(os.path.join("tb", "lightning")) and not os.path.exists("lightning_logs")
 
 
+def test_tensorboard_writes_one_series_per_value(data):
+    """Each value is one series: the Lightning run beside the native one (for Lightning's own
+    callbacks) does not get the epoch values again."""
+    from lightning.pytorch.callbacks import LearningRateMonitor as PLLearningRateMonitor
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    handler = make_handler(data)
+    handler.add_metric("acc", accuracy)
+    handler.add_callback(TensorBoardLogger(log_dir="tb"))
+    handler.add_callback(PLLearningRateMonitor(logging_interval="epoch"))
+    handler.train(2, progress_bar=False)
+
+    series: dict[str, list[str]] = {}
+    for run in ("tb", os.path.join("tb", "lightning")):
+        events = EventAccumulator(run)
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            series.setdefault(tag, []).append(run)
+    assert {"loss", "val_loss", "acc", "val_acc", "lr", "lr-SGD"} <= set(series)
+    assert {tag: runs for tag, runs in series.items() if len(runs) > 1} == {}
+    assert series["loss"] == ["tb"] and series["lr-SGD"] == [os.path.join("tb", "lightning")]
+
+
 # ---------------------------------------------------------------------- WandbLogger
 def test_wandb_logger_without_wandb_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError

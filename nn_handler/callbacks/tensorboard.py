@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+import weakref
 from typing import Any
 
 import torch
@@ -17,6 +18,19 @@ __all__ = ["TensorBoardLogger"]
 
 # Lightning's own logging (its callbacks, ``self.log``) goes to this run inside ``log_dir``.
 LIGHTNING_RUN = "lightning"
+
+# The Lightning loggers of native TensorBoardLogger callbacks: their callback writes the epoch
+# values itself (step = epoch), so the Trainer's epoch-value write skips them (one series each).
+_RUNS: weakref.WeakSet = weakref.WeakSet()
+
+
+def writes_epoch_values_itself(logger: Any) -> bool:
+    """Whether ``logger`` is a native ``TensorBoardLogger``'s Lightning run, which must not get
+    the epoch values a second time."""
+    try:
+        return logger in _RUNS
+    except TypeError:  # neither hashable nor weakly referenceable: not one of ours
+        return False
 
 
 def epoch_scalars(logs: dict[str, Any]) -> dict[str, float]:
@@ -40,7 +54,8 @@ class TensorBoardLogger(Callback):
     ``epoch_time`` and anything earlier callbacks added); NaN values (no validation that epoch) are
     not written. During ``train()`` the Trainer also gets a Lightning TensorBoard logger writing
     into ``<log_dir>/lightning``, so Lightning callbacks that need a logger (e.g. its
-    ``LearningRateMonitor``) and ``self.log`` calls work.
+    ``LearningRateMonitor``) and ``self.log`` calls work; the epoch values are not written there
+    again, so each value has one series.
 
     Args:
         log_dir: the directory of the event files.
@@ -68,7 +83,9 @@ class TensorBoardLogger(Callback):
         except DestinationRefused as err:
             warnings.warn(str(err), RuntimeWarning, stacklevel=2)
             return None
-        return PLTensorBoardLogger(save_dir=log_dir, name="", version=LIGHTNING_RUN)
+        run = PLTensorBoardLogger(save_dir=log_dir, name="", version=LIGHTNING_RUN)
+        _RUNS.add(run)
+        return run
 
     def _open(self) -> Any:
         if self._logger is None:

@@ -291,6 +291,20 @@ def load_handler(
         if not skip_sampler_sde:
             with _entry(file, "sampler_state_dict"):
                 _load_sampler_state(handler, ckpt, ctx.trust)
+        state = handler.run_state
+        if not skip_history:
+            with _entry(file, "epoch_in_progress, loops"):
+                state.resume_point = _resume_point(ckpt, file)
+        stored = ckpt.get("datamodule_state_dict")
+        if stored:
+            try:
+                state.datamodule_state = (
+                    _refs.decode(stored, "datamodule_state_dict", True)
+                    if ctx.trust
+                    else _refs.decode_plain(stored, "datamodule_state_dict")
+                )
+            except (_refs.Unresolvable, ValueError, TypeError) as err:
+                _warn(f"Data module state not restored: {err}.")
         with _entry(file, "rng_states"):
             if restore_rng and ckpt.get("rng_states"):
                 _restore_rng_states(ckpt["rng_states"])
@@ -361,6 +375,34 @@ def _load_states(
             "val": dict(ckpt.get("val_loader_kwargs") or {}),
         }
         state.loader_rng = dict(ckpt.get("loader_rng_states") or {})
+
+
+def _resume_point(ckpt: dict[str, Any], file: str) -> dict[str, Any] | None:
+    """What continues an epoch that the file was written inside of (``None`` for a file written
+    between epochs), checked to be of the shapes Lightning's fit loop and the epoch sums read.
+    A malformed one is left out with a warning: training then starts the next epoch."""
+    progress = ckpt.get("epoch_in_progress")
+    if progress is None:
+        return None
+    loops = ckpt.get("loops")
+    fit_loop = loops.get("fit_loop") if isinstance(loops, dict) else None
+    stats = progress.get("train_stats") if isinstance(progress, dict) else None
+    ok = (
+        isinstance(fit_loop, dict)
+        and isinstance(fit_loop.get("epoch_progress"), dict)
+        and isinstance(stats, dict)
+        and isinstance(stats.get("loss_sum"), (torch.Tensor, float, int))
+        and isinstance(stats.get("count"), int)
+        and isinstance(stats.get("metric_sums"), dict)
+        and isinstance(stats.get("metric_counts"), dict)
+    )
+    if not ok:
+        _warn(
+            f"{file!r} was written inside an epoch but its loop state is malformed; training "
+            "starts the next epoch instead of continuing that one."
+        )
+        return None
+    return {"fit_loop": fit_loop, "train_stats": stats}
 
 
 def _saved_class_name(value: Any) -> str | None:

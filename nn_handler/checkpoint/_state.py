@@ -61,6 +61,13 @@ def _sampler_state(runtime: Runtime, problems: list[str]) -> Any:
     return _refs.encode(sampler.save(), problems, "sampler state")
 
 
+def _datamodule_state(runtime: Runtime, problems: list[str]) -> Any:
+    datamodule = runtime.datamodule
+    if datamodule is None:
+        return None
+    return _refs.encode(datamodule.state_dict(), problems, "data module state")
+
+
 def _loader_rng(setup: Setup) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for role, slot in (("train", setup.train_data), ("val", setup.val_data)):
@@ -92,6 +99,7 @@ def handler_checkpoint(
             "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
             "sampler_state_dict": _sampler_state(runtime, problems),
             "loader_rng_states": _loader_rng(setup),
+            "datamodule_state_dict": _datamodule_state(runtime, problems),
             "rng_states": capture_rng(),
             "nn_handler_version": __version__,
             "pytorch_version": str(torch.__version__),
