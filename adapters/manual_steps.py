@@ -18,6 +18,12 @@ no callback or the module needs Lightning's backward and optimizer hooks. Otherw
 *Lightning* way goes through ``manual_backward`` and the ``LightningOptimizer`` (hooks, DDP's
 backward preparation, other precision plugins), and clipping happens in the module's
 ``on_before_optimizer_step`` hook, where automatic optimization clipped.
+
+Under DDP (Lightning's strategy wraps the module in ``DistributedDataParallel``), the backward of
+a batch whose window does not end with it runs in the wrapper's ``no_sync()``: gradients gather
+locally and are all-reduced once, by the window's last backward, as a careful hand-written loop
+does. Each synchronising ``manual_backward`` prepares the reducer (Lightning's
+``prepare_for_backward``), so one Lightning step may run several windows (chunked steps).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import SingleDeviceStrategy
 from lightning.pytorch.trainer import call
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["STEP_HOOKS", "ManualSteps", "StepSettings", "overrides", "plain_single_device"]
 
@@ -112,6 +119,7 @@ class ManualSteps:
         self.settings = settings or StepSettings()
         self.direct = True
         self._trainer: Any = None
+        self._ddp: DistributedDataParallel | None = None
 
     # ----------------------------------------------------------------- setup
     def attach(self, module: L.LightningModule) -> None:
@@ -138,6 +146,9 @@ class ManualSteps:
             self._optimizer
         )
         self.direct = can_step_directly(trainer)
+        model = trainer.strategy.model
+        # The wrapper that all-reduces gradients in backward (none on one process).
+        self._ddp = model if isinstance(model, DistributedDataParallel) else None
 
     # ------------------------------------------------------------------ step
     def run(
@@ -152,6 +163,8 @@ class ManualSteps:
         counters). Returns the loss divided by the accumulation count (what Lightning hands to
         ``on_train_batch_end`` as ``outputs``)."""
         accumulate = self.settings.accumulate
+        if step is None:
+            step = not self._loop._should_accumulate()
         with self._outside_autocast:
             if batch_idx % accumulate == 0:
                 self._zero_grad(batch_idx)
@@ -159,9 +172,12 @@ class ManualSteps:
                 # x / 1 == x exactly, also in backward: one op per step saved.
                 if accumulate != 1:
                     loss = loss / accumulate
-                self._backward(module, loss)
-            if step is None:
-                step = not self._loop._should_accumulate()
+                if step or self._ddp is None:
+                    self._backward(module, loss)
+                else:
+                    # Not the window's last batch: no all-reduce, the last backward syncs.
+                    with self._ddp.no_sync():
+                        self._backward(module, loss)
             if step:
                 self._step(module, skipped=loss is None)
         return loss
