@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 SCRIPTS = Path(__file__).resolve().parent / "ddp_scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from chunk_job import CASES, EPOCHS  # noqa: E402
+from chunk_job import CASES, EPOCHS, HOOKED_CASE  # noqa: E402
 
 WORLD = 2
 BATCHES_PER_EPOCH = 10  # 80 samples a rank, batches of 8
@@ -78,6 +78,19 @@ def test_one_gradient_all_reduce_per_optimizer_step(reports, case):
         assert got["reductions"] == got["steps"] * got["buckets"] == loop["reductions"]
         if accumulate > 1:
             assert got["reductions"] < EPOCHS * BATCHES_PER_EPOCH
+
+
+@pytest.mark.slow
+def test_lightnings_backward_and_step_under_ddp_equal_the_loop_too(reports):
+    """A callback with a backward hook: the module goes through Lightning's manual_backward and
+    LightningOptimizer (the other cases step directly); same weights, same all-reduces."""
+    batches, accumulate = HOOKED_CASE
+    for report in reports:
+        got, loop = report["hooked"], report["loop"][accumulate]
+        assert got["backwards"] == EPOCHS * BATCHES_PER_EPOCH  # the hook saw every batch
+        assert got["batches"] == batches
+        assert _equal(got["weights"], loop["weights"])
+        assert got["reductions"] == got["steps"] == loop["reductions"] == _steps(accumulate)
 
 
 @pytest.mark.slow

@@ -32,6 +32,9 @@ from nn_handler import NNHandler  # noqa: E402
 N, BATCH, EPOCHS, SEED, SHUFFLE_SEED = 160, 8, 3, 123, 0
 #: (steps_per_execution, gradient_accumulation_steps); "auto" must pick 16 here.
 CASES = (("auto", 1), ("auto", 3), (4, 3), (1, 1), (1, 3))
+#: The same, with a callback that hooks into backward: Lightning's backward and step instead of
+#: the direct ones.
+HOOKED_CASE = (4, 3)
 
 
 def dataset() -> TensorDataset:
@@ -62,6 +65,17 @@ class CountReductions(L.Callback):
     def on_train_start(self, trainer, pl_module):
         trainer.strategy.model.register_comm_hook(self.state, counting_hook)
         self.batches = getattr(pl_module, "steps_per_execution", 1)
+
+
+class CountBackwards(CountReductions):
+    """Also counts Lightning's ``on_after_backward`` calls (only the Lightning way makes them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.backwards = 0
+
+    def on_after_backward(self, trainer, pl_module):
+        self.backwards += 1
 
 
 def handler(data: TensorDataset) -> NNHandler:
@@ -116,10 +130,10 @@ def hand_written(data: TensorDataset, accumulate: int, rank: int, world: int) ->
     }
 
 
-def run_case(data, batches, accumulate, save_dir=None) -> dict:
+def run_case(data, batches, accumulate, save_dir=None, hooked=False) -> dict:
     h = handler(data)
     start = weights(h.module)
-    count = CountReductions()
+    count = CountBackwards() if hooked else CountReductions()
     h.add_callback(count)
     if save_dir is not None:
         h.auto_save(1, save_path=str(save_dir), name="e{epoch:02d}")
@@ -136,6 +150,7 @@ def run_case(data, batches, accumulate, save_dir=None) -> dict:
         "buckets": len(count.state["buckets"]),
         "steps": h.run_state.global_step,
         "batches": count.batches,
+        "backwards": getattr(count, "backwards", None),
         "train_losses": list(h.train_losses),
         "val_losses": list(h.val_losses),
     }
@@ -169,6 +184,7 @@ def main() -> None:
     for batches, accumulate in CASES:
         save_dir = saves if (batches, accumulate) == ("auto", 3) else None
         report["handler"][(batches, accumulate)] = run_case(data, batches, accumulate, save_dir)
+    report["hooked"] = run_case(data, *HOOKED_CASE, hooked=True)
     rank, world = dist.get_rank(), dist.get_world_size()
     for accumulate in sorted({a for _, a in CASES}):
         report["loop"][accumulate] = hand_written(data, accumulate, rank, world)
