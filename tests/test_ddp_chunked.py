@@ -8,6 +8,7 @@ communication hook. The fast tests check which strategies ``"auto"`` runs chunke
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -104,6 +105,31 @@ def test_resume_from_a_mid_run_auto_save_is_exact(reports):
         assert resumed["train_losses"] == whole["train_losses"]
         assert resumed["val_losses"] == whole["val_losses"]
     assert _equal(reports[0]["resumed"]["weights"], reports[1]["resumed"]["weights"])
+
+
+def test_one_process_ddp_reduces_once_per_optimizer_step():
+    """Fast: Lightning's DDPStrategy on one process (its own interpreter) runs chunks, gathers
+    the gradients of a window in no_sync() and equals the hand-written loop."""
+    env = clean_env()
+    env.setdefault("OMP_NUM_THREADS", "1")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "one_rank_ddp.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, job_output(proc)
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    steps = EPOCHS * -(-20 // 3)  # 160 samples in batches of 8, windows of 3
+    assert got == {
+        "batches": AUTO_BATCHES,
+        "reductions": steps,
+        "steps": steps,
+        "loop_reductions": steps,
+        "loop_steps": steps,
+        "same_weights": True,
+    }
 
 
 # ------------------------------------------------------------------ "auto" per strategy (fast)
