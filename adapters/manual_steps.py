@@ -13,11 +13,18 @@ Lightning's automatic optimization did before, with the same numbers:
 - every optimizer step counts in ``trainer.global_step`` and is followed by the EMA update.
 
 Two ways to run a step. The *direct* way calls ``backward`` and ``optimizer.step`` itself and
-counts the step in Lightning's progress: used on one device with plain or mixed precision when
-no callback or the module needs Lightning's backward and optimizer hooks. Otherwise the
-*Lightning* way goes through ``manual_backward`` and the ``LightningOptimizer`` (hooks, DDP's
-backward preparation, other precision plugins), and clipping happens in the module's
+counts the step in Lightning's progress: used on one device, or under Lightning's plain
+``DDPStrategy`` (whose backward then only prepares the reducer, which the direct way does too),
+with plain or mixed precision when no callback needs Lightning's backward and optimizer hooks.
+Otherwise the *Lightning* way goes through ``manual_backward`` and the ``LightningOptimizer``
+(hooks, other strategies and precision plugins), and clipping happens in the module's
 ``on_before_optimizer_step`` hook, where automatic optimization clipped.
+
+Under DDP (Lightning's strategy wraps the module in ``DistributedDataParallel``), the backward of
+a batch whose window does not end with it runs in the wrapper's ``no_sync()``: gradients gather
+locally and are all-reduced once, by the window's last backward, as a careful hand-written loop
+does. Each synchronising backward prepares the reducer (Lightning's ``prepare_for_backward``,
+either way), so one Lightning step may run several windows (chunked steps).
 """
 
 from __future__ import annotations
@@ -30,11 +37,20 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.plugins.precision.amp import _optimizer_handles_unscaling
+from lightning.pytorch.overrides.distributed import prepare_for_backward
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
-from lightning.pytorch.strategies import SingleDeviceStrategy
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.trainer import call
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["STEP_HOOKS", "ManualSteps", "StepSettings", "overrides", "plain_single_device"]
+__all__ = [
+    "STEP_HOOKS",
+    "ManualSteps",
+    "StepSettings",
+    "overrides",
+    "plain_ddp",
+    "plain_single_device",
+]
 
 _NULL = contextlib.nullcontext()
 
@@ -112,6 +128,7 @@ class ManualSteps:
         self.settings = settings or StepSettings()
         self.direct = True
         self._trainer: Any = None
+        self._ddp: DistributedDataParallel | None = None
 
     # ----------------------------------------------------------------- setup
     def attach(self, module: L.LightningModule) -> None:
@@ -138,6 +155,9 @@ class ManualSteps:
             self._optimizer
         )
         self.direct = can_step_directly(trainer)
+        model = trainer.strategy.model
+        # The wrapper that all-reduces gradients in backward (none on one process).
+        self._ddp = model if isinstance(model, DistributedDataParallel) else None
 
     # ------------------------------------------------------------------ step
     def run(
@@ -152,6 +172,8 @@ class ManualSteps:
         counters). Returns the loss divided by the accumulation count (what Lightning hands to
         ``on_train_batch_end`` as ``outputs``)."""
         accumulate = self.settings.accumulate
+        if step is None:
+            step = not self._loop._should_accumulate()
         with self._outside_autocast:
             if batch_idx % accumulate == 0:
                 self._zero_grad(batch_idx)
@@ -159,9 +181,12 @@ class ManualSteps:
                 # x / 1 == x exactly, also in backward: one op per step saved.
                 if accumulate != 1:
                     loss = loss / accumulate
-                self._backward(module, loss)
-            if step is None:
-                step = not self._loop._should_accumulate()
+                if step or self._ddp is None:
+                    self._backward(module, loss)
+                else:
+                    # Not the window's last batch: no all-reduce, the last backward syncs.
+                    with self._ddp.no_sync():
+                        self._backward(module, loss)
             if step:
                 self._step(module, skipped=loss is None)
         return loss
@@ -181,7 +206,11 @@ class ManualSteps:
     def _backward(self, module: Any, loss: torch.Tensor) -> None:
         if not self.direct:
             module.manual_backward(loss)
-        elif self._scaler is not None:
+            return
+        if self._ddp is not None:
+            # What DDPStrategy's backward does first (inside no_sync() it prepares nothing).
+            prepare_for_backward(self._ddp, loss)
+        if self._scaler is not None:
             self._scaler.scale(loss).backward()
         else:
             loss.backward()
@@ -235,9 +264,22 @@ def plain_single_device(trainer: L.Trainer) -> bool:
     )
 
 
+def plain_ddp(trainer: L.Trainer) -> bool:
+    """Lightning's ``DDPStrategy`` with plain or mixed precision whose backward only prepares the
+    reducer and whose step only steps: no static graph (its first backward is flushed after) and
+    no model averaging (it runs after each step)."""
+    strategy = trainer.strategy
+    return (
+        type(strategy) is DDPStrategy
+        and type(trainer.precision_plugin) in (Precision, MixedPrecision)
+        and not strategy._ddp_kwargs.get("static_graph")
+        and not strategy._model_averaging_period
+    )
+
+
 def can_step_directly(trainer: L.Trainer) -> bool:
-    """Whether backward and the step may skip Lightning's hooks: :func:`plain_single_device`
-    and no callback that hooks into them."""
-    return plain_single_device(trainer) and not any(
+    """Whether backward and the step may skip Lightning's hooks: :func:`plain_single_device` or
+    :func:`plain_ddp`, and no callback that hooks into them."""
+    return (plain_single_device(trainer) or plain_ddp(trainer)) and not any(
         overrides(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks
     )

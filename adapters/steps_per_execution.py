@@ -2,18 +2,33 @@
 
 ``"auto"`` runs :data:`AUTO_BATCHES` batches per step when nothing can tell the difference from
 one batch per step, and one otherwise; an int asks for that many. Whatever is asked, some runs
-need one batch per step (:func:`why_one_batch`), and get it with a warning when more was asked.
+need one batch per step (:func:`why_one_batch`), and get it with a warning when more was asked;
+``"auto"`` says why in the debug log.
+
+Under DDP a chunk's batches run inside one forward of Lightning's ``DistributedDataParallel``
+wrapper; each synchronising backward prepares the reducer (see :mod:`.manual_steps`), so the
+gradients are all-reduced once per optimizer step, as with one batch per step. Processes started
+outside the Trainer (torchrun, SLURM, Lightning's subprocess launcher) qualify; DDP options that
+change the reducer's bookkeeping per forward (``find_unused_parameters``, ``static_graph``) or
+the step (``model_averaging_period``), and workers Lightning spawns or forks, keep one batch per
+step: the tests do not cover them with several batches per step.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 
-from .manual_steps import STEP_HOOKS, ManualSteps, overrides, plain_single_device
+from .manual_steps import STEP_HOOKS, ManualSteps, overrides
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "AUTO_BATCHES",
@@ -60,13 +75,9 @@ def hooked_callbacks(callbacks: list[Any]) -> list[str]:
 
 def why_one_batch(trainer: L.Trainer, train_loader: Any, trainer_kwargs: dict[str, Any]) -> str:
     """Why this run must take one batch per Lightning step ("" when it need not)."""
-    if not plain_single_device(trainer):
-        # DDP's reducer expects one backward per forward of the module it wraps; other
-        # precision plugins step themselves.
-        return (
-            f"the {type(trainer.strategy).__name__} runs {trainer.world_size} process(es) "
-            f"with the precision plugin {type(trainer.precision_plugin).__name__}"
-        )
+    reason = _why_strategy(trainer)
+    if reason:
+        return reason
     try:
         len(train_loader)
     except TypeError:
@@ -84,6 +95,32 @@ def why_one_batch(trainer: L.Trainer, train_loader: Any, trainer_kwargs: dict[st
     return ""
 
 
+# DDP options that make the reducer count or search per forward, or act after each step.
+_UNPROVEN_DDP_OPTIONS = ("find_unused_parameters", "static_graph")
+
+
+def _why_strategy(trainer: L.Trainer) -> str:
+    """Why the strategy or precision plugin needs one batch per step ("" when it need not)."""
+    plugin = type(trainer.precision_plugin)
+    if plugin not in (Precision, MixedPrecision):
+        return f"the precision plugin {plugin.__name__} steps itself"
+    strategy = trainer.strategy
+    kind = type(strategy)
+    if kind is SingleDeviceStrategy:
+        return ""
+    if kind is not DDPStrategy:
+        return f"the {kind.__name__} is not covered with several batches per step"
+    if isinstance(strategy.launcher, _MultiProcessingLauncher):
+        return "DDP workers spawned or forked by the Trainer are not covered"
+    options = strategy._ddp_kwargs
+    for name in _UNPROVEN_DDP_OPTIONS:
+        if options.get(name):
+            return f"DDP's {name}=True is not covered with several batches per step"
+    if strategy._model_averaging_period:
+        return "DDP's model averaging acts after each step"
+    return ""
+
+
 def resolve_steps_per_execution(
     requested: str | int,
     trainer: L.Trainer,
@@ -93,11 +130,14 @@ def resolve_steps_per_execution(
     """The number of batches per Lightning step for this run (see the module docstring)."""
     reason = why_one_batch(trainer, train_loader, trainer_kwargs)
     if requested == "auto":
+        if not reason:
+            hooked = hooked_callbacks(trainer.callbacks)
+            if hooked:
+                reason = f"Lightning callback hooks need every batch: {', '.join(hooked)}"
+            elif isinstance(trainer_kwargs.get("log_every_n_steps"), int):
+                reason = "log_every_n_steps is given"
         if reason:
-            return 1
-        if hooked_callbacks(trainer.callbacks):
-            return 1
-        if isinstance(trainer_kwargs.get("log_every_n_steps"), int):
+            _log.debug("steps_per_execution='auto' runs 1 batch per step: %s.", reason)
             return 1
         return AUTO_BATCHES
     if requested > 1 and reason:

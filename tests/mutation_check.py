@@ -62,6 +62,7 @@ _CHUNKED = "tests/test_chunked_steps.py"
 _EFFECTS = "tests/test_checkpoint_effects.py"
 _FUZZ = "tests/test_checkpoint_fuzz_types.py"
 _ECOSYSTEM = "tests/test_lightning_ecosystem.py"
+_DDP_CHUNKED = "tests/test_ddp_chunked.py"
 
 MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------ checkpointing and resume
@@ -413,6 +414,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         tests=(f"{_CHUNKED}::test_lightning_step_hooks_run_per_batch_and_per_step",),
         bug="Lightning callbacks' backward and optimizer-step hooks are never called",
+    ),
+    Mutation(
+        name="ddp-accumulation-syncs-every-batch",
+        file="adapters/manual_steps.py",
+        edits=(("                if step or self._ddp is None:", "                if True:"),),
+        tests=(f"{_DDP_CHUNKED}::test_one_process_ddp_reduces_once_per_optimizer_step",),
+        bug="under DDP every micro-batch of an accumulation window all-reduces its gradients",
+    ),
+    Mutation(
+        name="ddp-direct-backward-unprepared",
+        file="adapters/manual_steps.py",
+        edits=(("            prepare_for_backward(self._ddp, loss)", "            pass"),),
+        tests=(f"{_DDP_CHUNKED}::test_one_process_ddp_reduces_once_per_optimizer_step",),
+        bug="under DDP the direct backward does not prepare the reducer: no gradient all-reduce",
+    ),
+    Mutation(
+        name="ddp-auto-ignores-find-unused",
+        file="adapters/steps_per_execution.py",
+        edits=(
+            (
+                '_UNPROVEN_DDP_OPTIONS = ("find_unused_parameters", "static_graph")',
+                '_UNPROVEN_DDP_OPTIONS = ("static_graph",)',
+            ),
+        ),
+        tests=(f"{_DDP_CHUNKED}::test_auto_keeps_one_batch_where_not_covered_and_logs_why",),
+        bug='"auto" runs chunks under DDP with find_unused_parameters, which no test covers',
     ),
     Mutation(
         name="chunk-batches-uncounted",
