@@ -437,6 +437,131 @@ MUTATIONS: tuple[Mutation, ...] = (
         tests=(f"{_CHUNKED}::test_a_stop_inside_a_chunk_ends_the_epoch_after_that_batch",),
         bug="a stop requested inside a chunk ends the epoch only after the chunk",
     ),
+    # ---------------------------- issue 27: an independent mutation run's survivors (round 2)
+    Mutation(
+        name="ema-skipped-step",
+        file="adapters/manual_steps.py",
+        edits=(
+            (
+                "        module.after_optimizer_step()\n",
+                "        if not skipped:\n            module.after_optimizer_step()\n",
+            ),
+        ),
+        tests=(f"{_EMA}::test_a_skipped_non_finite_step_still_updates_the_ema",),
+        bug="after a skipped non-finite step the EMA is not updated (n_averaged < global_step)",
+    ),
+    Mutation(
+        name="chunk-val-count",
+        file="adapters/chunked_module.py",
+        edits=(
+            (
+                "            if n:\n                progress.increment_by(1)\n",
+                "            progress.increment_by(1)\n",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_lightning_counts_every_validation_batch_once",),
+        bug="chunked validation counts its first batch twice in Lightning's progress",
+    ),
+    Mutation(
+        name="auto-ignores-step-checkpoint",
+        file="adapters/steps_per_execution.py",
+        edits=(("        and not callback._every_n_train_steps\n", ""),),
+        tests=(f"{_CHUNKED}::test_step_based_model_checkpoints_land_every_n_steps",),
+        bug='"auto" chunks a run with ModelCheckpoint(every_n_train_steps=N): saves miss steps',
+    ),
+    Mutation(
+        name="worker-global-step",
+        file="adapters/launchers.py",
+        edits=(
+            (
+                "        self.state.global_step = int(trainer.global_step)  # as train() records",
+                "        pass  #",
+            ),
+        ),
+        tests=(f"{_LAUNCHER_PARTS}::test_the_step_count_comes_back_from_the_workers_trainer",),
+        bug="after a spawned/forked run handler.global_step stays at the count before the fit",
+    ),
+    Mutation(
+        name="overwrite-same-name",
+        file="nn_handler/_run_state.py",
+        edits=(
+            (
+                "        return inside and different and self.wrote(previous)",
+                "        return inside and self.wrote(previous)",
+            ),
+        ),
+        tests=(
+            "tests/test_autosaver.py::test_overwrite_under_an_unchanged_name_keeps_the_new_file",
+        ),
+        bug="overwrite under an unchanged name deletes the file it has just written",
+    ),
+    Mutation(
+        name="failed-save-bookkeeping",
+        file="adapters/autosaver.py",
+        edits=(
+            (
+                "            if not was_ours:\n                self.bookkeeping.forget(path)\n"
+                "            self.bookkeeping.last_saved = previous\n",
+                "",
+            ),
+        ),
+        tests=(
+            "tests/test_autosaver.py::test_a_failed_save_leaves_the_last_good_file_to_be_replaced",
+        ),
+        bug="after a failed save the next save deletes a file this process never wrote and "
+        "keeps the one it should replace",
+    ),
+    Mutation(
+        name="bridge-sanity-val-end",
+        file="adapters/callback_bridge.py",
+        edits=(
+            (
+                '        if not trainer.sanity_checking:\n            logs = {"epoch"',
+                '        if True:\n            logs = {"epoch"',
+            ),
+        ),
+        tests=(f"{_CALLBACKS}::test_lightnings_sanity_check_reaches_no_native_hook",),
+        bug="native on_val_end also runs for Lightning's sanity check (num_sanity_val_steps)",
+    ),
+    Mutation(
+        name="nested-kwargs-trusted",
+        file="nn_handler/checkpoint/_refs.py",
+        edits=(
+            (
+                'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust)',
+                'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust or not '
+                "top_level)",
+            ),
+        ),
+        tests=(
+            "tests/test_checkpoint_safety.py::"
+            "test_a_partial_inside_a_nested_modules_arguments_needs_trust",
+        ),
+        bug="a nested module's arguments are decoded as if the file were trusted",
+    ),
+    Mutation(
+        name="rng-numpy-gauss",
+        file="nn_handler/checkpoint/_rng.py",
+        edits=(('"has_gauss": npst["has_gauss"],', '"has_gauss": 0,'),),
+        tests=(f"{_RESUME}::test_load_restores_numpys_cached_normal_draw",),
+        bug="load drops NumPy's cached Box–Muller value: np.random.normal differs after a resume",
+    ),
+    Mutation(
+        name="callback-key-collision",
+        file="nn_handler/_setup_fields.py",
+        edits=(("            while key in classes:", "            if key in classes:"),),
+        tests=(
+            "tests/test_checkpoint.py::test_three_callbacks_of_one_class_each_keep_their_state",
+        ),
+        bug="three callbacks of one class: two share a key in the file and one is lost on load",
+    ),
+    Mutation(
+        name="sample-last-step-noise",
+        file="nn_handler/generative/sampling.py",
+        edits=(("        last = i == steps - 1", "        last = i == steps"),),
+        tests=("tests/test_generative.py::test_the_last_step_adds_no_noise",),
+        bug="`sample`'s last step adds noise: samples are not the denoised mean",
+    ),
 )
 
 
