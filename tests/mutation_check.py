@@ -10,7 +10,7 @@ Run it before resolving an issue that touches those areas::
 
     python tests/mutation_check.py              # every mutation, its named tests
     python tests/mutation_check.py ema-decay     # some mutations, by name
-    python tests/mutation_check.py --all-fast    # the whole non-slow suite against each one
+    python tests/mutation_check.py --all-fast    # each one against the fast tests that run its file
     python tests/mutation_check.py --list        # names, files and tests
 
 The exit status is 0 when every mutation was killed. ``tests/README.md`` lists the mutations.
@@ -19,6 +19,7 @@ The exit status is 0 when every mutation was killed. ``tests/README.md`` lists t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from select_tests import TRACE_ENV, select_test_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -628,13 +631,20 @@ def _check_imports_copy(root: Path) -> None:
         )
 
 
-def _pytest(root: Path, tests: list[str], timeout: float) -> tuple[int, str]:
+def _pytest(
+    root: Path, tests: list[str], timeout: float, trace: Path | None = None
+) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow"]
+    env = _env(root)
+    if trace is not None:  # record which source files each test file runs (select_tests.py)
+        cmd += ["-p", "select_tests"]
+        env[TRACE_ENV] = str(trace)
+        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(root / "tests")])
     try:
         done = subprocess.run(
             cmd + tests,
             cwd=root,
-            env=_env(root),
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -656,11 +666,14 @@ def run(mutations: list[Mutation], all_fast: bool, timeout: float, verbose: bool
         _copy_tree(base)
         _check_imports_copy(base)
         wanted = ["tests"] if all_fast else sorted({t for m in mutations for t in m.tests})
-        code, out = _pytest(base, wanted, timeout)
+        trace_file = Path(tmp) / "trace.json"
+        start = time.monotonic()
+        code, out = _pytest(base, wanted, timeout, trace_file if all_fast else None)
         if code != 0:
             print(f"The tests fail without any mutation ({_summary(out)}):\n{out[-3000:]}")
             return len(mutations)
-        print(f"baseline: {_summary(out)}")
+        print(f"baseline: {_summary(out)} ({time.monotonic() - start:.0f} s)")
+        trace = json.loads(trace_file.read_text()) if all_fast else {}
         bad = 0
         for mutation in mutations:
             tree = Path(tmp) / mutation.name
@@ -668,7 +681,12 @@ def run(mutations: list[Mutation], all_fast: bool, timeout: float, verbose: bool
             link = (tree / "nn_handler" / "adapters").resolve()
             assert link == (tree / "adapters").resolve(), f"{link} is outside {tree}"
             apply_mutation(mutation, tree)
-            tests = ["tests"] if all_fast else list(mutation.tests)
+            if all_fast:
+                originals = [original for original, _ in mutation.edits]
+                tests = select_test_files(mutation.file, trace, originals, root=base)
+                print(f"{mutation.name}: {len(tests)} test files")
+            else:
+                tests = list(mutation.tests)
             start = time.monotonic()
             code, out = _pytest(tree, tests, timeout)
             verdict = {0: "SURVIVED", 1: "killed"}.get(code, f"ERROR (pytest exit {code})")
@@ -686,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument(
-        "--all-fast", action="store_true", help="run every non-slow test against each mutation"
+        "--all-fast",
+        action="store_true",
+        help="run each mutation against every non-slow test file that runs its file",
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
     parser.add_argument("-v", "--verbose", action="store_true", help="print pytest's output")

@@ -242,7 +242,11 @@ def test_auto_save_starts_a_new_series(cls_data):
 def test_overwrite_under_an_unchanged_name_keeps_the_new_file(cls_data):
     h = _handler(cls_data, validate=False)
     h.auto_save(1, save_path="ck", name="latest", overwrite=True)
-    h.train(3, progress_bar=False)
+    # Each save replaces the file the epoch before wrote; the last one stays.
+    h.train(2, progress_bar=False)
+    assert _files() == {"latest.pth"}
+    assert len(NNHandler.load("ck/latest.pth").train_losses) == 2
+    h.train(1, progress_bar=False)
     assert _files() == {"latest.pth"}
     assert len(NNHandler.load("ck/latest.pth").train_losses) == 3
 
