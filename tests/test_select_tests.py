@@ -38,6 +38,9 @@ FILES = {
     "    assert chunk() == 3\n",
     # may run anything in another process
     "tests/test_spawns.py": "import subprocess\n\n\ndef test_d():\n    assert subprocess.run\n",
+    # runs code its imports do not show
+    "tests/test_exec.py": "def test_f():\n"
+    "    exec('from nn_handler.a import used; assert used()')\n",
     # imports the package (and so nn_handler.a) but calls nothing
     "tests/test_untouched.py": "import nn_handler\n\n\ndef test_e():\n    assert nn_handler\n",
 }
@@ -87,7 +90,11 @@ def test_a_function_edit_selects_the_test_files_that_ran_it(repo):
         return select_test_files(source, trace, [original], root=root)
 
     spawns = "tests/test_spawns.py"  # its other processes are not traced: always selected
-    assert select("nn_handler/a.py", "    return 1") == ["tests/test_direct.py", spawns]
+    assert select("nn_handler/a.py", "    return 1") == [
+        "tests/test_direct.py",
+        "tests/test_exec.py",
+        spawns,
+    ]
     assert select("nn_handler/b.py", "    return 2") == [spawns, "tests/test_through_helper.py"]
     assert select("adapters/c.py", "    return 3") == ["tests/test_lazy.py", spawns]
     assert select("tests/helper.py", "    return other()") == [
@@ -102,12 +109,15 @@ def test_a_module_level_edit_selects_every_test_file_that_imports_the_module(rep
     assert "nn_handler.a" in reached_modules(root / "tests/test_through_helper.py", root)
     assert select_test_files("nn_handler/a.py", trace, ["LIMIT = 3"], root=root) == [
         "tests/test_direct.py",
+        "tests/test_exec.py",
         "tests/test_lazy.py",
         "tests/test_spawns.py",
         "tests/test_through_helper.py",
         "tests/test_untouched.py",
     ]
+    # test_exec imports nothing of the package: what it may run is unknown, it is selected.
     assert select_test_files("adapters/c.py", trace, None, root=root) == [
+        "tests/test_exec.py",
         "tests/test_lazy.py",
         "tests/test_spawns.py",
     ]
