@@ -10,7 +10,7 @@ Run it before resolving an issue that touches those areas::
 
     python tests/mutation_check.py              # every mutation, its named tests
     python tests/mutation_check.py ema-decay     # some mutations, by name
-    python tests/mutation_check.py --all-fast    # the whole non-slow suite against each one
+    python tests/mutation_check.py --all-fast    # each one against the fast tests that run its file
     python tests/mutation_check.py --list        # names, files and tests
 
 The exit status is 0 when every mutation was killed. ``tests/README.md`` lists the mutations.
@@ -19,6 +19,7 @@ The exit status is 0 when every mutation was killed. ``tests/README.md`` lists t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from select_tests import TRACE_ENV, select_test_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -623,6 +626,131 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         bug="a ModelCheckpoint's file in train() lacks the handler's keys: load refuses it",
     ),
+    # ---------------------------- issue 27: an independent mutation run's survivors (round 2)
+    Mutation(
+        name="ema-skipped-step",
+        file="adapters/manual_steps.py",
+        edits=(
+            (
+                "        module.after_optimizer_step()\n",
+                "        if not skipped:\n            module.after_optimizer_step()\n",
+            ),
+        ),
+        tests=(f"{_EMA}::test_a_skipped_non_finite_step_still_updates_the_ema",),
+        bug="after a skipped non-finite step the EMA is not updated (n_averaged < global_step)",
+    ),
+    Mutation(
+        name="chunk-val-count",
+        file="adapters/chunked_module.py",
+        edits=(
+            (
+                "            if n:\n                progress.increment_by(1)\n",
+                "            progress.increment_by(1)\n",
+            ),
+        ),
+        tests=(f"{_CHUNKED}::test_lightning_counts_every_validation_batch_once",),
+        bug="chunked validation counts its first batch twice in Lightning's progress",
+    ),
+    Mutation(
+        name="auto-ignores-step-checkpoint",
+        file="adapters/steps_per_execution.py",
+        edits=(("        and not callback._every_n_train_steps\n", ""),),
+        tests=(f"{_CHUNKED}::test_step_based_model_checkpoints_land_every_n_steps",),
+        bug='"auto" chunks a run with ModelCheckpoint(every_n_train_steps=N): saves miss steps',
+    ),
+    Mutation(
+        name="worker-global-step",
+        file="adapters/launchers.py",
+        edits=(
+            (
+                "        self.state.global_step = int(trainer.global_step)  # as train() records",
+                "        pass  #",
+            ),
+        ),
+        tests=(f"{_LAUNCHER_PARTS}::test_the_step_count_comes_back_from_the_workers_trainer",),
+        bug="after a spawned/forked run handler.global_step stays at the count before the fit",
+    ),
+    Mutation(
+        name="overwrite-same-name",
+        file="nn_handler/_run_state.py",
+        edits=(
+            (
+                "        return inside and different and self.wrote(previous)",
+                "        return inside and self.wrote(previous)",
+            ),
+        ),
+        tests=(
+            "tests/test_autosaver.py::test_overwrite_under_an_unchanged_name_keeps_the_new_file",
+        ),
+        bug="overwrite under an unchanged name deletes the file it has just written",
+    ),
+    Mutation(
+        name="failed-save-bookkeeping",
+        file="adapters/autosaver.py",
+        edits=(
+            (
+                "            if not was_ours:\n                self.bookkeeping.forget(path)\n"
+                "            self.bookkeeping.last_saved = previous\n",
+                "",
+            ),
+        ),
+        tests=(
+            "tests/test_autosaver.py::test_a_failed_save_leaves_the_last_good_file_to_be_replaced",
+        ),
+        bug="after a failed save the next save deletes a file this process never wrote and "
+        "keeps the one it should replace",
+    ),
+    Mutation(
+        name="bridge-sanity-val-end",
+        file="adapters/callback_bridge.py",
+        edits=(
+            (
+                '        if not trainer.sanity_checking:\n            logs = {"epoch"',
+                '        if True:\n            logs = {"epoch"',
+            ),
+        ),
+        tests=(f"{_CALLBACKS}::test_lightnings_sanity_check_reaches_no_native_hook",),
+        bug="native on_val_end also runs for Lightning's sanity check (num_sanity_val_steps)",
+    ),
+    Mutation(
+        name="nested-kwargs-trusted",
+        file="nn_handler/checkpoint/_refs.py",
+        edits=(
+            (
+                'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust)',
+                'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust or not '
+                "top_level)",
+            ),
+        ),
+        tests=(
+            "tests/test_checkpoint_safety.py::"
+            "test_a_partial_inside_a_nested_modules_arguments_needs_trust",
+        ),
+        bug="a nested module's arguments are decoded as if the file were trusted",
+    ),
+    Mutation(
+        name="rng-numpy-gauss",
+        file="nn_handler/checkpoint/_rng.py",
+        edits=(('"has_gauss": npst["has_gauss"],', '"has_gauss": 0,'),),
+        tests=(f"{_RESUME}::test_load_restores_numpys_cached_normal_draw",),
+        bug="load drops NumPy's cached Box–Muller value: np.random.normal differs after a resume",
+    ),
+    Mutation(
+        name="callback-key-collision",
+        file="nn_handler/_setup_fields.py",
+        edits=(("            while key in classes:", "            if key in classes:"),),
+        tests=(
+            "tests/test_checkpoint.py::test_three_callbacks_of_one_class_each_keep_their_state",
+        ),
+        bug="three callbacks of one class: two share a key in the file and one is lost on load",
+    ),
+    Mutation(
+        name="sample-last-step-noise",
+        file="nn_handler/generative/sampling.py",
+        edits=(("        last = i == steps - 1", "        last = i == steps"),),
+        tests=("tests/test_generative.py::test_the_last_step_adds_no_noise",),
+        bug="`sample`'s last step adds noise: samples are not the denoised mean",
+    ),
 )
 
 
@@ -689,13 +817,20 @@ def _check_imports_copy(root: Path) -> None:
         )
 
 
-def _pytest(root: Path, tests: list[str], timeout: float) -> tuple[int, str]:
+def _pytest(
+    root: Path, tests: list[str], timeout: float, trace: Path | None = None
+) -> tuple[int, str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-m", "not slow"]
+    env = _env(root)
+    if trace is not None:  # record which source files each test file runs (select_tests.py)
+        cmd += ["-p", "select_tests"]
+        env[TRACE_ENV] = str(trace)
+        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(root / "tests")])
     try:
         done = subprocess.run(
             cmd + tests,
             cwd=root,
-            env=_env(root),
+            env=env,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -717,11 +852,14 @@ def run(mutations: list[Mutation], all_fast: bool, timeout: float, verbose: bool
         _copy_tree(base)
         _check_imports_copy(base)
         wanted = ["tests"] if all_fast else sorted({t for m in mutations for t in m.tests})
-        code, out = _pytest(base, wanted, timeout)
+        trace_file = Path(tmp) / "trace.json"
+        start = time.monotonic()
+        code, out = _pytest(base, wanted, timeout, trace_file if all_fast else None)
         if code != 0:
             print(f"The tests fail without any mutation ({_summary(out)}):\n{out[-3000:]}")
             return len(mutations)
-        print(f"baseline: {_summary(out)}")
+        print(f"baseline: {_summary(out)} ({time.monotonic() - start:.0f} s)")
+        trace = json.loads(trace_file.read_text()) if all_fast else {}
         bad = 0
         for mutation in mutations:
             tree = Path(tmp) / mutation.name
@@ -729,7 +867,12 @@ def run(mutations: list[Mutation], all_fast: bool, timeout: float, verbose: bool
             link = (tree / "nn_handler" / "adapters").resolve()
             assert link == (tree / "adapters").resolve(), f"{link} is outside {tree}"
             apply_mutation(mutation, tree)
-            tests = ["tests"] if all_fast else list(mutation.tests)
+            if all_fast:
+                originals = [original for original, _ in mutation.edits]
+                tests = select_test_files(mutation.file, trace, originals, root=base)
+                print(f"{mutation.name}: {len(tests)} test files")
+            else:
+                tests = list(mutation.tests)
             start = time.monotonic()
             code, out = _pytest(tree, tests, timeout)
             verdict = {0: "SURVIVED", 1: "killed"}.get(code, f"ERROR (pytest exit {code})")
@@ -747,7 +890,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument(
-        "--all-fast", action="store_true", help="run every non-slow test against each mutation"
+        "--all-fast",
+        action="store_true",
+        help="run each mutation against every non-slow test file that runs its file",
     )
     parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
     parser.add_argument("-v", "--verbose", action="store_true", help="print pytest's output")

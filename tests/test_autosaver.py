@@ -277,3 +277,50 @@ def test_saver_bookkeeping_identity_round_trips_and_a_state_without_it_deletes_n
     back.load_worker_state(old)  # bookkeeping from before identities were recorded
     assert back.saver.wrote(path)
     assert not back.saver.may_delete(path, os.path.join("ck", "m02.pth"), "ck")
+
+
+def test_overwrite_under_an_unchanged_name_keeps_the_new_file(cls_data):
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="ck", name="latest", overwrite=True)
+    # Each save replaces the file the epoch before wrote; the last one stays.
+    h.train(2, progress_bar=False)
+    assert _files() == {"latest.pth"}
+    assert len(NNHandler.load("ck/latest.pth").train_losses) == 2
+    h.train(1, progress_bar=False)
+    assert _files() == {"latest.pth"}
+    assert len(NNHandler.load("ck/latest.pth").train_losses) == 3
+
+
+def test_a_failed_save_leaves_the_last_good_file_to_be_replaced(cls_data, monkeypatch):
+    """Disk full during the epoch-2 save: the error reaches the user, the epoch-1 file is intact,
+    and the next good save replaces it. A file of an earlier run that the failed save meant to
+    replace is not this process's: it stays."""
+    os.makedirs("ck")
+    with open("ck/m02.pth", "wb") as f:
+        f.write(b"an earlier run's file")
+    h = _handler(cls_data, validate=False)
+    h.auto_save(1, save_path="ck", name="m{epoch:02d}", overwrite=True)
+    h.train(1, progress_bar=False)
+    assert _files() == _names(1, 2)
+
+    real_fsync, failing = os.fsync, [True]
+
+    def disk_full(fd):
+        if failing:
+            failing.clear()
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        h.train(1, progress_bar=False)
+    assert not failing  # the write failed once, as planned
+    assert _files() == _names(1, 2)
+    with open("ck/m02.pth", "rb") as f:
+        assert f.read() == b"an earlier run's file"
+    assert len(NNHandler.load("ck/m01.pth").train_losses) == 1
+
+    h.train(1, progress_bar=False)
+    assert _files() == _names(2, 3)
+    with open("ck/m02.pth", "rb") as f:
+        assert f.read() == b"an earlier run's file"

@@ -296,3 +296,20 @@ def test_bridge_state_round_trip_restores_by_class_name():
 
     with pytest.warns(RuntimeWarning, match="'EarlyStopping' has no matching callback"):
         restore_callback_states([EpochTimer()], ["EarlyStopping"], [{"wait": 1}])
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 16])
+def test_lightnings_sanity_check_reaches_no_native_hook(small_data, steps_per_execution):
+    """``num_sanity_val_steps`` in trainer_kwargs: Lightning validates before training; the
+    native callbacks see exactly the hooks and logs of a run without it."""
+    handler = make_handler(small_data)
+    rec = Recorder()
+    handler.add_callback(rec)
+    handler.train(
+        2,
+        progress_bar=False,
+        steps_per_execution=steps_per_execution,
+        trainer_kwargs={"num_sanity_val_steps": 2},
+    )
+    check_run(rec, handler, [0, 1], {0, 1}, start=0, total=2)
+    assert len(handler.val_losses) == 2

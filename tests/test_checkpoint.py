@@ -584,3 +584,15 @@ def test_import_paths_and_encoding_rules():
     back = decode(stored, "kw", trust=True)
     assert back["fn"].func is nn.functional.smooth_l1_loss and back["fn"].keywords == {"beta": 0.5}
     assert back["cls"] is torch.optim.SGD and back["tuple"] == (1, "a")
+
+
+def test_three_callbacks_of_one_class_each_keep_their_state(cls_data):
+    h = _handler(cls_data)
+    for count in (1, 2, 3):
+        counter = Counter()
+        counter.count = count
+        h.add_callback(counter)
+    h.save("three.pth")
+    loaded = NNHandler.load("three.pth")
+    assert [type(c).__name__ for c in loaded.callbacks] == ["Counter"] * 3
+    assert [c.count for c in loaded.callbacks] == [1, 2, 3]

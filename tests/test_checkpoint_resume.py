@@ -311,3 +311,17 @@ def test_loop_state_matches_a_real_trainer():
         trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False)
     continue_from(trainer, 3, 7)
     assert trainer._checkpoint_connector._get_loops_state_dict() == _loop_template(3, 7)
+
+
+def test_load_restores_numpys_cached_normal_draw(cls_data):
+    """NumPy's legacy ``normal()`` draws a pair and keeps the second for the next call
+    (Box–Muller): after a load, the next draws are those the uninterrupted script got."""
+    h = _make(cls_data)
+    np.random.seed(7)
+    np.random.normal()  # leaves the pair's second value cached
+    assert np.random.get_state()[3] == 1  # has_gauss
+    h.save("h.pth")
+    uninterrupted = [np.random.normal() for _ in range(3)]
+    np.random.seed(99)
+    NNHandler.load("h.pth")
+    assert [np.random.normal() for _ in range(3)] == uninterrupted

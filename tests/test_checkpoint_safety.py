@@ -14,6 +14,7 @@ import copy
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -453,3 +454,57 @@ def test_a_file_rebuilds_no_lightning_callback_and_chooses_no_callback_output(ba
         "nn_handler.callbacks.model_checkpoint",
         "nn_handler.callbacks.tensorboard",
     ]
+
+
+class Initialized(torch.nn.Module):
+    """A layer that calls the function it is built with on its weight (an initializer)."""
+
+    def __init__(self, init=None):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 3)
+        if init is not None:
+            init(self.linear.weight)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+class Holder(torch.nn.Module):
+    """A model whose constructor takes a module instance."""
+
+    def __init__(self, inner=None):
+        super().__init__()
+        self.inner = inner if inner is not None else Initialized()
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def write_marker(path, *args):
+    """What a planted ``partial`` calls: it writes ``path``."""
+    Path(path).write_text("called")
+
+
+def test_a_partial_inside_a_nested_modules_arguments_needs_trust(tmp_path):
+    """model_kwargs -> a module instance -> its arguments -> a partial: two levels down the file
+    still chooses no function and no argument, unless trusted."""
+    NNHandler(Holder, inner=Initialized()).save(str(tmp_path / "good.pth"))
+    ckpt = torch.load(tmp_path / "good.pth", weights_only=True)
+    canary = tmp_path / "RAN"
+    inner = ckpt["model_kwargs"]["inner"]
+    assert inner[MARK] == "module"
+    inner["kwargs"]["init"] = {
+        MARK: "partial",
+        "func": {MARK: "ref", "path": f"{__name__}:write_marker"},
+        "args": [str(canary)],
+        "kwargs": {},
+    }
+    torch.save(ckpt, tmp_path / "evil.pth")
+    with Watch() as watch:
+        refused = _load_quietly(lambda: NNHandler.load(str(tmp_path / "evil.pth")))
+    assert watch.events == [] and not canary.exists()
+    assert refused is not None and "trust_checkpoint=True" in str(refused)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        NNHandler.load(str(tmp_path / "evil.pth"), trust_checkpoint=True)
+    assert canary.read_text() == "called"  # trusting the file is what runs it

@@ -730,3 +730,41 @@ def test_a_non_finite_batch_under_a_grad_scaler_is_skipped_alike(hooked):
         assert plugin.scaler.state_dict() == reference_plugin.scaler.state_dict()
         if hooked:
             assert h.callbacks[0].before_step == reference.callbacks[0].before_step == 2 * 5
+
+
+# ---------------------------------------- what Lightning's callbacks see of chunked steps
+class ValidationCount(L.Callback):
+    """Lightning's own count of the batches of each validation run."""
+
+    def __init__(self):
+        self.counts = []
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        self.counts.append(trainer.fit_loop.epoch_loop.val_loop.batch_progress.current.completed)
+
+
+@pytest.mark.parametrize("k", [1, 16])
+def test_lightning_counts_every_validation_batch_once(k):
+    count, probe = ValidationCount(), ModuleProbe()
+    h = make()
+    h.add_callback(count)
+    h.add_callback(probe)
+    h.train(2, steps_per_execution=k, progress_bar=False)
+    assert probe.batches == k
+    assert count.counts == [VAL_BATCHES, VAL_BATCHES]
+
+
+@pytest.mark.parametrize("k", ["auto", 1])
+@pytest.mark.filterwarnings("ignore:Using ModelCheckpoint with manual optimization")
+def test_step_based_model_checkpoints_land_every_n_steps(k):
+    """A Lightning ``ModelCheckpoint(every_n_train_steps=5)`` saves at steps 5, 10, ...: "auto"
+    keeps one batch per step for it (its batch hook decides at each step)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    h = make()
+    h.add_callback(
+        ModelCheckpoint(dirpath="steps", filename="{step}", every_n_train_steps=5, save_top_k=-1)
+    )
+    h.train(2, steps_per_execution=k, progress_bar=False)
+    assert h.run_state.global_step == 2 * TRAIN_BATCHES
+    assert sorted(os.listdir("steps")) == sorted(f"step={s}.ckpt" for s in range(5, 27, 5))

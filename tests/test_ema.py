@@ -139,3 +139,33 @@ def test_ema_decay_is_validated(cls_data):
             h.train(1, ema_decay=bad, progress_bar=False)
     h.train(1, progress_bar=False)
     assert h.ema is None
+
+
+@pytest.mark.parametrize("scaler", [False, True], ids=["plain", "grad_scaler"])
+def test_a_skipped_non_finite_step_still_updates_the_ema(cls_data, scaler):
+    """A batch whose loss is not finite has no backward; its optimizer step (skipped outright
+    under a GradScaler) still counts, and every counted step is followed by an EMA update."""
+    calls = [0]
+
+    def nan_at_third(outputs, targets):
+        calls[0] += 1
+        loss = nn.functional.cross_entropy(outputs, targets)
+        return loss * float("nan") if calls[0] == 3 else loss
+
+    h = _handler(cls_data)
+    h.set_loss_fn(nan_at_third)
+    initial = [p.detach().clone() for p in h.module.parameters()]
+    rec = StepRecorder()
+    h.add_callback(rec)
+    kwargs = {}
+    if scaler:
+        from lightning.pytorch.plugins import MixedPrecision
+
+        plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))
+        kwargs["trainer_kwargs"] = {"plugins": [plugin], "precision": None}
+    with pytest.warns(RuntimeWarning, match="Non-finite training loss"):
+        h.train(2, ema_decay=0.6, progress_bar=False, **kwargs)
+    assert len(rec.params) == h.run_state.global_step == 12  # 6 batches, 6 steps per epoch
+    assert int(h.ema.n_averaged) == 12
+    for got, want in zip(h.ema.module.parameters(), _hand_ema(initial, rec.params, 0.6)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)

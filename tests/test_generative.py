@@ -489,3 +489,17 @@ def test_sliced_wasserstein_is_zero_for_equal_sets_and_grows_with_shift():
     assert 0 < near < far
     with pytest.raises(ValueError, match="differ in dimension"):
         sliced_wasserstein(a, torch.randn(10, 3))
+
+
+def test_the_last_step_adds_no_noise():
+    """The last step returns the denoised mean. With a zero score and the VE SDE (no drift) the
+    mean does not move, so the samples are exactly the state the step before reached."""
+    handler = NNHandler(ZeroScore, model_type="score_based")
+    handler.set_sde(VESDE, **VE_KW)
+    states = []
+    out = handler.sample(
+        (64, 2), steps=4, bar=False, on_step=lambda i, t, x: states.append(x.clone())
+    )
+    assert len(states) == 4
+    assert not torch.equal(states[1], states[0])  # the steps before the last add noise
+    assert torch.equal(out, states[2])

@@ -301,3 +301,18 @@ def test_progress_bar_is_text_in_a_worker_process(monkeypatch):
     assert type(made).__mro__[1].__module__ == "tqdm.std"
     assert made.format_num(0.5) == progress_bar.Tqdm.format_num(0.5)
     made.close()
+
+
+def test_the_step_count_comes_back_from_the_workers_trainer(cls_data, tmp_path):
+    """In a worker, ``train()`` records the step count only after the fit, that is after the
+    results were sent: the count must come from the worker's finished Trainer."""
+    worker = make(cls_data, tmp_path)
+    main = make(cls_data, tmp_path)
+    assert worker.run_state.global_step == 0  # what a worker's run state holds during the fit
+    sender = WorkerResultsLauncher(None, "fork", worker.callbacks, worker.run_state, worker.runtime)
+    finished = SimpleNamespace(callback_metrics={}, global_step=6)
+    extra = sender.get_extra_results(finished)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    receiver = WorkerResultsLauncher(None, "fork", main.callbacks, main.run_state, main.runtime)
+    receiver.update_main_process_results(trainer, extra)
+    assert main.run_state.global_step == trainer.global_step == 6
