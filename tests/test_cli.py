@@ -382,6 +382,20 @@ def test_yaml_builds_the_same_handler_configuration(tmp_path):
     assert handler._distributed is False
 
 
+def test_the_fast_top_level_help_lists_the_clis_subcommands(capsys):
+    """``nn-handler --help`` is answered without Lightning: it must list what the CLI has."""
+    from nn_handler.adapters.cli_entry import SUBCOMMANDS, main
+
+    assert list(SUBCOMMANDS) == list(NNHandlerCLI.subcommands())
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: nn-handler [-h] [-c CONFIG]")
+    assert all(f"\n  {name} " in out for name in SUBCOMMANDS)
+    with pytest.raises(SystemExit) as info:  # the real parser knows the options listed
+        NNHandlerCLI(args=["--print_config", "--config", str(EXAMPLE / "config.yaml")], run=False)
+    assert info.value.code == 0 and "trainer:" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------- import paths in a config
 def test_import_problem_names_the_part_that_fails(tmp_path, monkeypatch):
     (tmp_path / "needs_missing.py").write_text("import no_such_dependency_xyz\n")
