@@ -14,6 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from .._autosave_config import AutoSaveSettings
 from .._run_state import SaverBookkeeping
+from .._storage import makedirs
 from ..checkpoint import atomic_save
 from ..checkpoint._atomic import remove_quietly
 from .batch_hooks import PerBatchHooks
@@ -144,7 +145,7 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
         mirror_step_counters(checkpoint["loops"], trainer.global_step)
         try:
             if trainer.is_global_zero:
-                os.makedirs(self.settings.save_path, exist_ok=True)
+                makedirs(self.settings.save_path)  # a local folder or a URL's
                 self._save(trainer, checkpoint, path, previous)
                 save_path = self.settings.save_path
                 if (

@@ -9,7 +9,6 @@ native callbacks, auto-save) and fits it with a ``lightning.Trainer`` configured
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from torch import nn
 
 from .._setup import Setup
 from ..callbacks.base import Callback
+from ..checkpoint import atomic_save
 from ..generative.sde import SDE
 from ..sampler import Sampler
 from .cli_errors import ConciseArgumentParser, exit_on_key_problems
@@ -158,7 +158,7 @@ class PredictionWriter(BasePredictionWriter):
     """Saves the outputs of ``predict`` to ``path`` (``torch.save``; tensors concatenated).
 
     Args:
-        path: the output file (its directory is created).
+        path: the output file, a local path or an fsspec URL (its directory is created).
     """
 
     def __init__(self, path: str = "predictions.pt"):
@@ -170,9 +170,8 @@ class PredictionWriter(BasePredictionWriter):
             predictions = [p for group in predictions for p in group]
         if predictions and all(isinstance(p, torch.Tensor) for p in predictions):
             predictions = torch.cat([p.detach().cpu() for p in predictions])
-        if trainer.is_global_zero:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            torch.save(predictions, self.path)
+        if trainer.is_global_zero:  # atomic; a local path or an fsspec URL
+            atomic_save(predictions, self.path)
 
 
 class NNHandlerCLI(LightningCLI):
