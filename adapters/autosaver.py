@@ -14,6 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from .._autosave_config import AutoSaveSettings
 from .._run_state import SaverBookkeeping
+from .._storage import makedirs
 from .._write_guard import DestinationRefused, checked_destination
 from ..checkpoint import atomic_save
 from ..checkpoint._atomic import remove_quietly
@@ -166,7 +167,7 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
             if not trainer.is_global_zero:
                 self.bookkeeping.record(path)
             elif self._may_write(path):
-                os.makedirs(self.settings.save_path, exist_ok=True)
+                makedirs(self.settings.save_path)  # a local folder or a URL's
                 self._save(trainer, checkpoint, path, previous)
                 save_path = self.settings.save_path
                 if (

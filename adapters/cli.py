@@ -11,21 +11,26 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelSummary
 from lightning.pytorch.cli import LightningCLI, LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from .._setup import Setup
 from ..callbacks.base import Callback
+from ..checkpoint import atomic_save
 from ..generative.sde import SDE
 from ..sampler import Sampler
+from .cli_errors import ConciseArgumentParser, exit_on_key_problems
 from .cli_imports import cwd_on_path, exit_on_import_problems
+from .cli_keys import option_names
+from .cli_report import HandlerModelSummary, fit_report
 from .datamodule import HandlerDataModule
 from .export import ExportedHandlerModule
 
@@ -157,7 +162,7 @@ class PredictionWriter(BasePredictionWriter):
     """Saves the outputs of ``predict`` to ``path`` (``torch.save``; tensors concatenated).
 
     Args:
-        path: the output file (its directory is created).
+        path: the output file, a local path or an fsspec URL (its directory is created).
     """
 
     def __init__(self, path: str = "predictions.pt"):
@@ -169,9 +174,8 @@ class PredictionWriter(BasePredictionWriter):
             predictions = [p for group in predictions for p in group]
         if predictions and all(isinstance(p, torch.Tensor) for p in predictions):
             predictions = torch.cat([p.detach().cpu() for p in predictions])
-        if trainer.is_global_zero:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            torch.save(predictions, self.path)
+        if trainer.is_global_zero:  # atomic; a local path or an fsspec URL
+            atomic_save(predictions, self.path)
 
 
 class NNHandlerCLI(LightningCLI):
@@ -183,16 +187,36 @@ class NNHandlerCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_data", True)
         # The optimizer and scheduler live under ``model:``, as on the handler.
         kwargs.setdefault("auto_configure_optimizers", False)
-        # train() never runs a sanity check; keeping it off also keeps seeded runs identical.
-        kwargs.setdefault("trainer_defaults", {"num_sanity_val_steps": 0})
+        kwargs.setdefault(
+            "trainer_defaults",
+            {
+                # train() never runs a sanity check; off, seeded runs also stay identical.
+                "num_sanity_val_steps": 0,
+                # The handler logs once per epoch; Lightning's default of 50 only warns that
+                # short epochs log nothing per step (nothing is logged per step anyway).
+                "log_every_n_steps": 1,
+            },
+        )
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        # Errors are the message alone (and a suggestion), not the 66-line usage first.
+        kwargs.setdefault("parser_class", ConciseArgumentParser)
+        # Also under ``python -m nn_handler``, whose argv[0] is ``__main__.py``.
+        kwargs.setdefault("parser_kwargs", {"prog": "nn-handler"})
         super().__init__(args=args, run=run, **kwargs)
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
-        # A class the config names but Python cannot import is said first, by name.
+        # Before jsonargparse: a class the config names but Python cannot import, then a key
+        # nothing takes, is said first, by name, file and line.
         argv = sys.argv[1:] if args is None else args
         if isinstance(argv, (list, tuple)):
-            exit_on_import_problems([str(a) for a in argv])
+            argv = [str(a) for a in argv]
+            exit_on_import_problems(argv)
+            command = next((a for a in argv if a in self.subcommands()), None)
+            # The subcommand's parser, which LightningCLI keeps by name, knows its options.
+            options = parser if command is None else self._subcommand_parsers[command]
+            exit_on_key_problems(argv, options, command or "nn-handler")
+            if isinstance(parser, ConciseArgumentParser):
+                parser.known_options = frozenset(option_names(options))
         super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
@@ -207,9 +231,32 @@ class NNHandlerCLI(LightningCLI):
         if ckpt_path and os.path.isfile(ckpt_path):
             check_file(os.fspath(ckpt_path))
 
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        # Lightning's default summary (added when the config names none) shows the generated
+        # module's internals; the handler's shows the user's model.
+        trainer.callbacks = [
+            HandlerModelSummary() if type(c) is ModelSummary and not _configured(c, self) else c
+            for c in trainer.callbacks
+        ]
+        return trainer
+
+    def after_fit(self) -> None:
+        """Print the last epoch's summary and where the files went (global rank 0)."""
+        if self.trainer.is_global_zero:
+            for line in fit_report(self.trainer, self.model):
+                print(line, flush=True)
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         # ``data:`` may omit ``class_path``: HandlerDataModule is the default.
         parser.set_defaults({"data": {"class_path": _DATAMODULE_PATH}})
+
+
+def _configured(callback: Any, cli: NNHandlerCLI) -> bool:
+    """Whether ``callback`` is one the config's ``trainer.callbacks`` named (not a default)."""
+    trainer = cli._get(cli.config_init, "trainer", default={})
+    named = trainer.get("callbacks") or []
+    return any(c is callback for c in (named if isinstance(named, list) else [named]))
 
 
 def main(args: Any = None) -> None:
@@ -219,4 +266,6 @@ def main(args: Any = None) -> None:
     a config names are found next to it.
     """
     cwd_on_path()
+    # Lightning's own deprecation notice about torch's pytree API says nothing to a user.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     NNHandlerCLI(args=args)

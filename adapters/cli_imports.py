@@ -15,7 +15,14 @@ from typing import Any
 
 import yaml
 
-__all__ = ["import_problem", "config_import_problems", "exit_on_import_problems", "cwd_on_path"]
+__all__ = [
+    "config_files",
+    "config_import_problems",
+    "cwd_on_path",
+    "exit_on_import_problems",
+    "import_object",
+    "import_problem",
+]
 
 # HandlerCLIModule arguments that may be given as a bare import path instead of class_path.
 _PATH_ARGUMENTS = frozenset({"model", "loss", "optimizer", "scheduler", "sde", "sampler"})
@@ -28,8 +35,8 @@ def cwd_on_path() -> None:
         sys.path.insert(0, cwd)
 
 
-def import_problem(path: str) -> str | None:
-    """Why the dotted ``path`` ("package.module.Name") cannot be imported, or ``None``."""
+def _find(path: str) -> tuple[Any, str | None]:
+    """``(object, None)`` for the dotted ``path`` ("package.module.Name"), or ``(None, why)``."""
     parts = path.split(".")
     for i in range(len(parts) - 1, 0, -1):
         module_name = ".".join(parts[:i])
@@ -39,16 +46,26 @@ def import_problem(path: str) -> str | None:
             missing = err.name or ""
             if module_name == missing or module_name.startswith(missing + "."):
                 continue  # no such module: a shorter prefix may be one, the rest attributes
-            return f"importing {module_name} failed: {err}"
+            return None, f"importing {module_name} failed: {err}"
         except Exception as err:  # noqa: BLE001 - any failure of the user's module is the answer
-            return f"importing {module_name} failed: {type(err).__name__}: {err}"
+            return None, f"importing {module_name} failed: {type(err).__name__}: {err}"
         for depth, attribute in enumerate(parts[i:], start=i):
             try:
                 obj = getattr(obj, attribute)
             except AttributeError:
-                return f"{'.'.join(parts[:depth])!r} has no attribute {attribute!r}"
-        return None
-    return f"No module named {parts[0]!r}"
+                return None, f"{'.'.join(parts[:depth])!r} has no attribute {attribute!r}"
+        return obj, None
+    return None, f"No module named {parts[0]!r}"
+
+
+def import_problem(path: str) -> str | None:
+    """Why the dotted ``path`` ("package.module.Name") cannot be imported, or ``None``."""
+    return _find(path)[1]
+
+
+def import_object(path: str) -> Any:
+    """What the dotted ``path`` names, or ``None`` when it cannot be imported."""
+    return _find(path)[0]
 
 
 def _import_paths(node: Any, key: tuple[str, ...] = ()) -> Iterator[tuple[str, str]]:
@@ -73,7 +90,8 @@ def _names_import_path(key: tuple[str, ...]) -> bool:
     return len(key) >= 3 and key[-3] == "model" and key[-2] == "metrics"
 
 
-def _config_files(args: Sequence[str]) -> list[str]:
+def config_files(args: Sequence[str]) -> list[str]:
+    """The existing ``--config`` files named in ``args``."""
     files = []
     for i, arg in enumerate(args):
         if arg in ("-c", "--config") and i + 1 < len(args):
@@ -86,7 +104,7 @@ def _config_files(args: Sequence[str]) -> list[str]:
 def config_import_problems(args: Sequence[str]) -> list[str]:
     """One line per import path in the ``--config`` files of ``args`` that does not import."""
     problems = []
-    for file in _config_files(args):
+    for file in config_files(args):
         try:
             with open(file, encoding="utf-8") as handle:
                 config = yaml.safe_load(handle)

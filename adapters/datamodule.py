@@ -9,13 +9,18 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from .._data import build_loader
+from .._suggest import did_you_mean
 from ..enums import DataLoaderType
 
-__all__ = ["HandlerDataModule"]
+__all__ = ["DATALOADER_ARGUMENTS", "HandlerDataModule"]
 
 _STANDARD = DataLoaderType.STANDARD
 
-_LOADER_PARAMS = frozenset(inspect.signature(DataLoader.__init__).parameters) - {"self", "dataset"}
+# What ``train_loader``/``val_loader`` may hold: DataLoader's keyword arguments.
+DATALOADER_ARGUMENTS = frozenset(inspect.signature(DataLoader.__init__).parameters) - {
+    "self",
+    "dataset",
+}
 
 
 def _check_loader_kwargs(kwargs: dict[str, Any] | None, key: str) -> dict[str, Any]:
@@ -25,11 +30,12 @@ def _check_loader_kwargs(kwargs: dict[str, Any] | None, key: str) -> dict[str, A
         raise TypeError(
             f"{key} must be a dict of DataLoader arguments, got {type(kwargs).__name__}."
         )
-    unknown = sorted(set(kwargs) - _LOADER_PARAMS)
+    unknown = sorted(set(kwargs) - DATALOADER_ARGUMENTS)
     if unknown:
+        hint = did_you_mean(unknown[0], DATALOADER_ARGUMENTS)
         raise TypeError(
-            f"{key} has {unknown}, which torch.utils.data.DataLoader does not take; valid keys are "
-            f"{sorted(_LOADER_PARAMS)}."
+            f"{key} has {unknown}, which torch.utils.data.DataLoader does not take.{hint} "
+            f"Valid keys: {sorted(DATALOADER_ARGUMENTS)}."
         )
     return dict(kwargs)
 

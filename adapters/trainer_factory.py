@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import warnings
 from dataclasses import dataclass
@@ -10,6 +9,8 @@ from typing import Any
 
 import lightning as L
 import torch
+
+from .._suggest import did_you_mean
 
 __all__ = [
     "TrainPlan",
@@ -51,8 +52,7 @@ def check_trainer_kwargs(kwargs: dict[str, Any]) -> None:
                 "add_callback(...) instead."
             )
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, accepted)
             raise TypeError(
                 f"trainer_kwargs has {key!r}, which lightning.Trainer does not take.{hint}"
             )

@@ -6,6 +6,6 @@ one job with ``python -m benchmarks.bench_<job>``. Each job prints a small repor
 ``docs/performance.md`` for the method and the recorded numbers.
 """
 
-JOBS = ("tiny", "mlp", "full_epoch", "fixed_cost", "checkpoint", "memory", "ddp", "gpu")
+JOBS = ("tiny", "mlp", "full_epoch", "fixed_cost", "checkpoint", "memory", "ddp", "gpu", "import")
 
 __all__ = ["JOBS"]

@@ -1,6 +1,6 @@
 """Run benchmark jobs in sequence: ``python -m benchmarks.run [JOB ...] [--smoke] [--json PATH]``.
 
-Jobs: tiny, mlp, full_epoch, fixed_cost, checkpoint, memory, ddp, gpu (default: all). Other
+Jobs: tiny, mlp, full_epoch, fixed_cost, checkpoint, memory, ddp, gpu, import (default: all). Other
 options (``--reps``, ``--epochs``) are passed to every job.
 """
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import torch
 from digits import DigitsNet, accuracy, digits_datasets
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--base-lr", type=float, default=1e-3, help="learning rate for 1 process")
     parser.add_argument("--checkpoint", default="ddp_digits.pth")
     parser.add_argument("--report", default=None, help="write a JSON summary here (rank 0)")
+    parser.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     handler.set_optimizer(torch.optim.Adam, lr=args.base_lr * world**0.5)
     handler.set_loss_fn(nn.functional.cross_entropy)
     handler.add_metric("accuracy", accuracy)
-    handler.train(args.epochs, seed=0, progress_bar=False)
+    handler.train(args.epochs, seed=0, progress_bar=not args.no_progress_bar)  # on rank 0
 
     handler.save(args.checkpoint)  # rank 0 writes, the other ranks wait for it
     predictions = handler.predict(DataLoader(val, batch_size=128))  # all of them, on rank 0
@@ -70,9 +72,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"val_loss {summary['val_loss']:.4f}, val_accuracy {summary['val_accuracy']:.3f}, "
             f"{n} validation predictions gathered"
         )
+        written = [args.checkpoint]
         if args.report:
             with open(args.report, "w") as f:
                 json.dump(summary, f)
+            written.append(args.report)
+        print("wrote " + ", ".join(os.path.abspath(p) for p in written))
 
     report()
     return summary

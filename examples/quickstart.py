@@ -1,7 +1,8 @@
 """Train a small classifier on scikit-learn's handwritten digits with NNHandler.
 
-Run:  python examples/quickstart.py
-The digits data set ships inside scikit-learn: nothing is downloaded.
+Run:  python examples/quickstart.py [--out DIR]
+The digits data set ships inside scikit-learn: nothing is downloaded. The checkpoint goes to
+``DIR/digits.pth`` (default: a temporary directory, removed at the end); the last line says where.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import nn
 from nn_handler import NNHandler
 
 
-def main(epochs: int = 20, progress_bar: bool = True) -> float:
+def main(epochs: int = 20, progress_bar: bool = True, out: str | None = None) -> float:
     train_set, val_set = digits_datasets()
     handler = NNHandler(DigitsNet, device="cpu", hidden=128)
     handler.set_optimizer(torch.optim.Adam, lr=3e-3)
@@ -33,7 +34,9 @@ def main(epochs: int = 20, progress_bar: bool = True) -> float:
 
     # Save, reload and predict: the reloaded handler gives the same predictions.
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "digits.pth")
+        folder = out or tmp
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "digits.pth")
         handler.save(path)
         restored = NNHandler.load(path)
         original = torch.cat(handler.predict(handler.val_loader))
@@ -41,6 +44,8 @@ def main(epochs: int = 20, progress_bar: bool = True) -> float:
         reloaded = torch.cat(restored.predict(handler.val_loader))
         assert torch.equal(original, reloaded)
         print(f"saved, reloaded and predicted {len(reloaded)} samples: identical outputs")
+    where = os.path.abspath(path) if out else f"{path} (a temporary directory, now removed)"
+    print(f"wrote the checkpoint {where}")
     return val_accuracy
 
 
@@ -48,7 +53,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--no-progress-bar", action="store_true")
+    parser.add_argument("--out", help="keep the checkpoint in this directory")
     args = parser.parse_args()
-    acc = main(args.epochs, progress_bar=not args.no_progress_bar)
+    acc = main(args.epochs, progress_bar=not args.no_progress_bar, out=args.out)
     if acc < 0.95:
         raise SystemExit(f"validation accuracy {acc:.4f} is below 0.95")

@@ -110,14 +110,14 @@ def main(argv: list[str] | None = None) -> torch.Tensor:
     parser.add_argument("--n-samples", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--progress-bar", action="store_true")
+    parser.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
 
     handler = NNHandler(TinyVAE, model_type="generative", latent_dim=4)
     handler.set_loss_fn(vae_loss)
     handler.set_optimizer(torch.optim.Adam, lr=2e-3)
     handler.set_train_loader(digits(), batch_size=64, shuffle=True)
-    handler.train(args.epochs, progress_bar=args.progress_bar, seed=args.seed)
+    handler.train(args.epochs, progress_bar=not args.no_progress_bar, seed=args.seed)
 
     handler.set_sampler(LatentSampler, model=handler.module, temperature=args.temperature)
     images = handler.get_samples(args.n_samples)
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> torch.Tensor:
         f"drew {tuple(images.shape)} images; restored sampler: temperature "
         f"{restored.sampler.temperature}, drawn {restored.sampler.drawn}"
     )
+    print(f"wrote vae_samples.png and vae.pth to {os.path.abspath(args.out)}")
     return images
 
 

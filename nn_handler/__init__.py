@@ -1,30 +1,52 @@
-"""nn_handler: a drop-in NNHandler training API for PyTorch, running on PyTorch Lightning."""
+"""nn_handler: a drop-in NNHandler training API for PyTorch, running on PyTorch Lightning.
 
-from ._safe_modules import register_safe_modules
+The public names are imported on first use (PEP 562 module ``__getattr__``): ``import
+nn_handler`` costs almost nothing, and ``from nn_handler import NNHandler`` imports what the
+handler needs (torch; Lightning only when training starts). To add a public name, add it to
+``_EXPORTS`` (name -> the submodule defining it); ``__all__`` is built from that table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from ._version import __version__
-from .callbacks import *  # noqa: F403 - every callback is public at the top level
 from .callbacks import __all__ as _callbacks_all
-from .enums import LoggingMode, ModelType
-from .generative import VESDE, VPSDE, denoising_score_matching
-from .handler import NNHandler
-from .logger import initialize_logger
-from .sampler import Sampler
-from .utils import DataLoaderType, initialize_ddp, on_rank, parallelize_on_gpus
 
-__all__ = [
-    "NNHandler",
-    "Sampler",
-    "ModelType",
-    "LoggingMode",
-    "DataLoaderType",
-    "initialize_ddp",
-    "on_rank",
-    "parallelize_on_gpus",
-    "initialize_logger",
-    "VESDE",
-    "VPSDE",
-    "denoising_score_matching",
-    "register_safe_modules",
-    "__version__",
-    *_callbacks_all,
-]
+_EXPORTS: dict[str, str] = {
+    "NNHandler": ".handler",
+    "Sampler": ".sampler",
+    "ModelType": ".enums",
+    "LoggingMode": ".enums",
+    "DataLoaderType": ".utils",
+    "initialize_logger": ".logger",
+    "register_safe_modules": "._safe_modules",
+    "initialize_ddp": ".utils",
+    "on_rank": ".utils",
+    "parallelize_on_gpus": ".utils",
+    "VESDE": ".generative",
+    "VPSDE": ".generative",
+    "denoising_score_matching": ".generative",
+    **dict.fromkeys(_callbacks_all, ".callbacks"),  # every callback is public at the top level
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    else:  # a submodule not imported yet (``nn_handler.utils`` after ``import nn_handler``)
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -9,6 +9,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
+from . import _storage
 from ._write_guard import WriteRoots, roots_for_checkpoint
 
 __all__ = [
@@ -202,6 +203,10 @@ def write_location_refused(path: str, checkpoint_file: str) -> str | None:
     inside the working directory (no ``..``); anything else is the file's choice of where we
     write, and refused.
     """
+    target, source = _storage.local_path(path), _storage.local_path(checkpoint_file)
+    if target is None or source is None:  # a URL on another file system than the local one
+        return _storage.location_refused(path, checkpoint_file)
+    path, checkpoint_file = target, source  # file:// URLs as the local paths they are
     here = os.path.realpath(os.path.dirname(os.path.abspath(checkpoint_file)))
     there = os.path.realpath(os.path.abspath(path))
     relative = not os.path.isabs(path) and ".." not in _parts(path)

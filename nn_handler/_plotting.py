@@ -84,10 +84,7 @@ def _plot(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     if path:
-        folder = os.path.dirname(os.fspath(path))
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        fig.savefig(path)  # without an extension matplotlib adds .png, as in the original
+        _save_figure(fig, os.fspath(path))
         plt.close(fig)  # written: the figure stays usable, pyplot no longer holds it
     else:
         plt.show()
@@ -122,6 +119,22 @@ def _curves(
         "train": (list(range(1, len(train) + 1)), train),
         "validation": (val_epochs[: len(val)], val),
     }
+
+
+def _save_figure(fig: object, path: str) -> None:
+    """``fig`` as an image at ``path``, a local path or a URL (``memory://``, ``s3://``, ...)."""
+    from . import _storage
+
+    local = _storage.local_path(path)
+    if local is not None:
+        folder = os.path.dirname(local)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        fig.savefig(local)  # without an extension matplotlib adds .png, as in the original
+        return
+    if not os.path.splitext(path)[1]:
+        path += ".png"  # as matplotlib names a local file without an extension
+    _storage.write_remote(path, lambda handle: fig.savefig(handle, format="png"), "figure")
 
 
 def metric_plot_path(prefix: str, name: str) -> str:

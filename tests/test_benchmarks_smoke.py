@@ -151,3 +151,19 @@ def test_every_benchmark_runs_and_reports_consistent_ratios(tmp_path, capsys):
     assert tiny["ratios"]["nn_handler/raw"]["wall"] == pytest.approx(
         tiny["times"]["nn_handler"]["wall"] / tiny["times"]["raw"]["wall"]
     )
+
+
+@pytest.mark.slow  # fresh interpreters
+def test_import_job_reports_medians_targets_and_ratios(capsys):
+    from benchmarks import bench_import
+
+    data = bench_import.main(["--smoke"])
+    out = capsys.readouterr().out
+    values = data["values"]
+    assert "target <= 1: " in out and "target <= 2: " in out
+    for name in ("import torch", "import nn_handler", "nn-handler --help"):
+        assert values[f"{name} wall"]["value"] > 0 and values[f"{name} cpu"]["value"] >= 0
+    ratio = data["ratios"]["import nn_handler / import torch"]["wall"]
+    assert ratio == pytest.approx(
+        values["import nn_handler wall"]["value"] / values["import torch wall"]["value"]
+    )

@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def runs(tmp_path_factory):
 
     first = root / "first"
     first.mkdir()
-    run_cli(["fit", "--config", str(root / "run.yaml")], cwd=first)
+    fit = run_cli(["fit", "--config", str(root / "run.yaml")], cwd=first)
     printed = io.StringIO()  # --print_config only parses: in-process is enough, and faster
     with contextlib.redirect_stdout(printed), pytest.raises(SystemExit):
         NNHandlerCLI(args=["fit", "--config", str(root / "run.yaml"), "--print_config"])
@@ -96,12 +97,23 @@ def runs(tmp_path_factory):
     second.mkdir()
     # The printed config re-runs, through the console script this time; without auto-save,
     # Lightning's own ModelCheckpoint writes.
-    run_cli(
-        ["fit", "--config", str(root / "printed.yaml"), "--model.auto_save", "null"],
+    # Lightning's model summary on (export_config turns it off) to see what it shows.
+    refit = run_cli(
+        [
+            "fit",
+            "--config",
+            str(root / "printed.yaml"),
+            "--model.auto_save",
+            "null",
+            "--trainer.enable_model_summary",
+            "true",
+        ],
         cwd=second,
         module=False,
     )
     return {
+        "fit": fit,
+        "refit": refit,
         "root": root,
         "reference": reference,
         "first": first,
@@ -195,8 +207,8 @@ def test_cli_validate_test_and_predict_subcommands(runs, tmp_path):
         ),
         (
             {"model": {"model": {"class_path": "mlp.MLP", "init_args": {"hiden": 3}}}},
-            'Parser key "model.model"',
-            "'hiden' is not accepted",
+            "'model.model.init_args.hiden': mlp.MLP takes no 'hiden'.",
+            "Did you mean 'hidden'?",
         ),
         (
             {"model": {"model_type": "clasification"}},
@@ -215,8 +227,8 @@ def test_cli_validate_test_and_predict_subcommands(runs, tmp_path):
                     },
                 }
             },
-            'Parser key "data"',
-            "n_sample",
+            "'data.init_args.train_dataset.init_args.n_sample': blobs.GaussianBlobs takes no",
+            "Did you mean 'n_samples'?",
         ),
     ],
 )
@@ -233,6 +245,93 @@ def test_config_errors_name_the_offending_key(change, key, detail, capsys):
     err = capsys.readouterr().err
     assert key in err
     assert detail in err
+    assert len(err.strip().splitlines()) <= 3  # the message, not the usage text
+
+
+@pytest.mark.parametrize(
+    ("mistake", "line", "message"),
+    [
+        (
+            ("max_epochs: 5", "max_epoch: 5"),
+            4,
+            "'trainer.max_epoch': the 'fit' command takes no 'max_epoch'. "
+            "Did you mean 'max_epochs'?",
+        ),
+        (
+            ("  loss: torch", "  los: torch"),
+            16,
+            "'model.los': the 'fit' command takes no 'los'. Did you mean 'loss'?",
+        ),
+        (
+            ("batch_size: 32", "batchsize: 32"),
+            46,
+            "'data.init_args.train_loader.batchsize': torch.utils.data.DataLoader takes no "
+            "'batchsize'. Did you mean 'batch_size'?",
+        ),
+    ],
+)
+def test_a_misspelt_key_is_one_line_with_file_line_and_suggestion(
+    mistake, line, message, tmp_path, capsys
+):
+    """The example config with one typo: the error names the key, the file and its line, and
+    the closest name, in two lines (the usage text and tracebacks are gone); nothing runs."""
+    text = (EXAMPLE / "config.yaml").read_text()
+    assert text.count(mistake[0]) == 1
+    bad = tmp_path / "run.yaml"
+    bad.write_text(text.replace(mistake[0], mistake[1]))
+    with pytest.raises(SystemExit) as info:
+        NNHandlerCLI(args=["fit", "--config", str(bad)])
+    assert info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        f"error: {bad}, line {line}: {message}",
+        "(nn-handler fit --help lists every option.)",
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_misspelt_command_line_option_gets_a_suggestion(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text((EXAMPLE / "config.yaml").read_text())
+    with pytest.raises(SystemExit) as info:
+        NNHandlerCLI(args=["fit", "--config", str(config), "--model.ema_decai", "0.5"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "model.ema_decai" in err[0]
+    assert err[0].endswith("Did you mean 'model.ema_decay'?")
+
+
+@pytest.mark.slow  # uses the subprocess runs
+def test_fit_prints_the_last_epoch_and_where_the_files_went(runs):
+    reference = runs["reference"]
+    lines = runs["fit"].stdout.strip().splitlines()
+    assert len(lines) == 3
+    assert re.fullmatch(r"E3/3 \[\d+\.\d\ds\] Train Loss: .*", lines[0])
+    expected = (
+        f"Train Loss: {reference.train_losses[-1]:.4e} "
+        f"Train Metrics: [accuracy={reference.train_metrics_history['accuracy'][-1]:.4f}] "
+        f"| Val Loss: {reference.val_losses[-1]:.4e} "
+        f"Val Metrics: [val_accuracy={reference.val_metrics_history['accuracy'][-1]:.4f}] "
+        "| LR: 5.00e-03"
+    )
+    assert lines[0].split("] ", 1)[1] == expected
+    assert lines[1:] == [
+        f"Auto-saves: auto{os.sep} (last: model_epoch03.pth)",
+        f"Logs and config: {os.path.join('lightning_logs', 'version_0')}{os.sep}",
+    ]
+    refit = runs["refit"].stdout.strip().splitlines()
+    assert refit[1] == "Checkpoint: " + os.path.join(
+        "lightning_logs", "version_0", "checkpoints", f"epoch={EPOCHS - 1}-step=18.ckpt"
+    )
+
+
+@pytest.mark.slow  # uses the subprocess runs
+def test_fit_shows_the_users_model_and_no_misleading_notices(runs):
+    err = runs["refit"].stderr
+    assert "Name | Type       | Params" in err and "net  | Sequential | 195" in err
+    assert "MLP: 195 parameters (195 trainable)" in err
+    for internal in ("train_torchmetrics", "ModuleDict", "Total Flops", "log_every_n_steps"):
+        assert internal not in runs["fit"].stderr + err
 
 
 def test_yaml_builds_the_same_handler_configuration(tmp_path):
@@ -281,6 +380,20 @@ def test_yaml_builds_the_same_handler_configuration(tmp_path):
     assert handler.setup.training.ema_decay == 0.5  # the average starts with the fit
     assert len(cli.datamodule.train_dataloader()) == 5
     assert handler._distributed is False
+
+
+def test_the_fast_top_level_help_lists_the_clis_subcommands(capsys):
+    """``nn-handler --help`` is answered without Lightning: it must list what the CLI has."""
+    from nn_handler.adapters.cli_entry import SUBCOMMANDS, main
+
+    assert list(SUBCOMMANDS) == list(NNHandlerCLI.subcommands())
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: nn-handler [-h] [-c CONFIG]")
+    assert all(f"\n  {name} " in out for name in SUBCOMMANDS)
+    with pytest.raises(SystemExit) as info:  # the real parser knows the options listed
+        NNHandlerCLI(args=["--print_config", "--config", str(EXAMPLE / "config.yaml")], run=False)
+    assert info.value.code == 0 and "trainer:" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------- import paths in a config

@@ -242,4 +242,6 @@ def test_the_ddp_example_runs_in_one_process(tmp_path, capsys, monkeypatch):
     assert summary["processes"] == 1 and summary["launcher"] is None and summary["epochs"] == 1
     assert json.loads(report.read_text()) == summary
     assert (tmp_path / "c.pth").stat().st_size > 0
-    assert "360 validation predictions" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "360 validation predictions" in out
+    assert out.strip().splitlines()[-1] == f"wrote {tmp_path / 'c.pth'}, {report}"

@@ -52,3 +52,7 @@ def test_score_based_2d_and_vae_sampler_examples(tmp_path):
     assert "drew (16, 8, 8) images" in result.stdout
     assert "restored sampler: temperature 0.8, drawn 16" in result.stdout
     assert "__main__" not in result.stderr  # checkpoint names the example's importable classes
+    # Each example ends by naming what it wrote, and where.
+    assert f"wrote samples.png and metrics.json to {tmp_path / 'sb'}" in result.stdout
+    assert f"wrote vae_samples.png and vae.pth to {tmp_path / 'vae'}" in result.stdout
+    assert "Epochs" in result.stderr  # the progress bar (on by default) shows the epochs

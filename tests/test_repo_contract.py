@@ -53,6 +53,7 @@ def test_quickstart_reaches_the_promised_accuracy():
     accuracy = float(re.search(r"accuracy (\d\.\d+)", result.stdout).group(1))
     assert accuracy >= 0.95
     assert "identical outputs" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("wrote the checkpoint ")
 
 
 def test_relative_links_in_docs_resolve():

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 import torch
 
+from .. import _storage
 from ._tempfiles import remove_stale_temp_files, temp_prefix
 
 __all__ = ["atomic_save", "atomic_write", "remove_quietly"]
@@ -27,9 +28,14 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], Any], what: str = "chec
     The directory is created if needed. On any failure the temporary file is removed and the file
     already at ``path`` (if any) is left untouched; the ``OSError`` raised names the ``what``
     and the path. Temporary files that killed writers left in the directory are removed first
-    (see ``_tempfiles``).
+    (see ``_tempfiles``). A URL on another file system than the local one is written by
+    :func:`nn_handler._storage.write_remote` (``file://`` URLs are local paths here).
     """
-    path = os.path.abspath(os.fspath(path))
+    local = _storage.local_path(path)
+    if local is None:
+        _storage.write_remote(path, write, what)
+        return
+    path = os.path.abspath(local)
     directory = os.path.dirname(path)
     existed = os.path.lexists(path)
     try:
@@ -84,5 +90,9 @@ def _fsync_directory(directory: str) -> None:
 
 
 def remove_quietly(path: str) -> None:
+    local = _storage.local_path(path)
+    if local is None:
+        _storage.remove(path)
+        return
     with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
+        os.remove(local)

@@ -22,6 +22,7 @@ import tempfile
 import uuid
 from typing import Any
 
+from .. import _storage
 from . import _read
 from ._atomic import _fsync_directory, _umask, atomic_save
 from ._tempfiles import remove_stale_temp_files, temp_prefix
@@ -66,7 +67,12 @@ def write_multi_file(state: dict[str, Any], directory: str | os.PathLike, **info
         ValueError: a key cannot be a file name.
         OSError: the write failed; whatever was at ``directory`` is intact.
     """
-    target = os.path.abspath(os.fspath(directory))
+    if _storage.local_path(directory) is None:
+        raise ValueError(
+            f"{directory!r}: multi-file checkpoints are written to a local disk (the folder is "
+            "renamed into place); save(path) writes one file to any fsspec URL."
+        )
+    target = os.path.abspath(_storage.local_path(directory))
     if os.path.isfile(target):
         raise NotADirectoryError(
             f"{target!r} is a file; a multi-file checkpoint is a directory. Pass a directory "

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .. import _storage
 from .._devices import resolve_device
 from .._run_state import RunState
 from .._safe_modules import loading_with
@@ -60,6 +61,11 @@ def _read_object(
     NNHandler's pickle reader instead (the user's opt-in), and marked as such. A trusted file
     (``trust``) skips the check of its pickle's globals: ``torch.load(weights_only=True)`` alone.
     """
+    local = _storage.local_path(path)
+    if local is None:  # another file system: the same reading, on a downloaded copy
+        with _storage.local_copy(path) as copy, _storage.naming(path, copy):
+            return _read_object(copy, map_location, allow_legacy_pickle)
+    path = local
     if _multi.is_multi_file(path):  # a directory that is one checkpoint, not a folder of them
         return _without_mark(_multi.read_multi_file(path, map_location, scan=not trust))
     try:
@@ -86,6 +92,14 @@ def read_checkpoint(
         ValueError: the file is not an NNHandler checkpoint (the message says what it is).
     """
     path = os.fspath(path)
+    local = _storage.local_path(path)
+    if local is None:  # another file system: the same reading, on a downloaded copy
+        with _storage.local_copy(path) as copy, _storage.naming(path, copy):
+            ckpt, file = read_checkpoint(copy, map_location, allow_legacy_pickle)
+        if file != copy:  # the newest file of a folder
+            path = path.rstrip("/") + "/" + os.path.relpath(file, copy).replace(os.sep, "/")
+        return ckpt, path
+    path = local
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint not found: {path!r}.")
     if os.path.isdir(path) and not _multi.is_multi_file(path):

@@ -6,7 +6,6 @@ function applies the same rules for a script that runs its own epoch loop.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 import os
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from typing import Any
 from .._write_guard import checked_destination
 from ..adapters.autosaver import auto_save_name, should_auto_save
 from ..checkpoint import atomic_save, handler_state
+from ..checkpoint._atomic import remove_quietly
 from ..utils.ddp import on_rank
 
 __all__ = ["auto_save_epoch"]
@@ -70,8 +70,7 @@ def auto_save_epoch(
     if nn_handler.overwrite_last_saved and previous:
         # As the AutoSaver: only the very file this process wrote, inside the save directory.
         if saver.may_delete(previous, path, nn_handler.save_path):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(previous)
+            remove_quietly(previous)
             saver.forget(previous)
     nn_handler.runtime.logger.info("Auto-saved checkpoint %s.", path)
     return path
