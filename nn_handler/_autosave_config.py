@@ -111,9 +111,9 @@ class AutoSaveSettings:
     save_path: str = "."
     name: str = DEFAULT_NAME
     overwrite: bool = False
-    write_roots: WriteRoots | None = dataclasses.field(default=None, compare=False)
     every_n_train_steps: int | None = None
     step_name: str = DEFAULT_STEP_NAME
+    write_roots: WriteRoots | None = dataclasses.field(default=None, compare=False)
 
     @classmethod
     def checked(
@@ -130,12 +130,12 @@ class AutoSaveSettings:
             raise TypeError(f"overwrite must be a bool, got {overwrite!r}.")
         name = check_name(name)
         return cls(
-            check_interval(interval),
-            check_save_path(save_path),
-            name,
-            overwrite,
-            check_step_interval(every_n_train_steps),
-            check_step_name(step_name, name),
+            interval=check_interval(interval),
+            save_path=check_save_path(save_path),
+            name=name,
+            overwrite=overwrite,
+            every_n_train_steps=check_step_interval(every_n_train_steps),
+            step_name=check_step_name(step_name, name),
         )
 
     @property
