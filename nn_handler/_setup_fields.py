@@ -27,6 +27,8 @@ from ._write_guard import roots_for_checkpoint
 from .checkpoint import _refs
 from .enums import DataLoaderType, ModelType
 
+_OR_TRUST = ", or NNHandler.load(..., trust_checkpoint=True) if you trust this file"
+
 __all__ = ["CODECS", "Codec", "KINDS"]
 
 
@@ -207,8 +209,9 @@ class ModelCodec(ComponentCodec):
             kwargs = _refs.decode_kwargs(ckpt.get("model_kwargs"), "model_kwargs", ctx.trust)
         except Unresolvable as err:
             if given_kwargs is None:
+                trust = "" if "trust_checkpoint" in str(err) else _OR_TRUST
                 raise ValueError(
-                    f"Cannot rebuild the model: {err}. Pass model_kwargs={{...}}."
+                    f"Cannot rebuild the model: {err}. Pass model_kwargs={{...}}{trust}."
                 ) from None
             kwargs = {}
         kwargs.update(given_kwargs or {})

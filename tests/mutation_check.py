@@ -717,9 +717,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         file="nn_handler/checkpoint/_refs.py",
         edits=(
             (
-                'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust)',
+                'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust, '
+                "plain=not trust)",
                 'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust or not '
-                "top_level)",
+                "top_level, plain=trust and top_level)",
             ),
         ),
         tests=(

@@ -188,8 +188,8 @@ _COMPONENT_KEYS = {
     "sampler": "sampler_class, sampler_kwargs",
 }
 _HISTORY_KEYS = (
-    "train_losses, val_losses, train_metrics_history, val_metrics_history, global_step, "
-    "handler_global_step"
+    "train_losses, val_losses, val_epochs, train_metrics_history, val_metrics_history, "
+    "global_step, handler_global_step"
 )
 _FIELD_KEYS = {
     **_COMPONENT_KEYS,
@@ -309,16 +309,8 @@ def load_handler(
         if not skip_history:
             with _entry(file, "epoch_in_progress, loops"):
                 state.resume_point = _resume_point(ckpt, file)
-        stored = ckpt.get("datamodule_state_dict")
-        if stored:
-            try:
-                state.datamodule_state = (
-                    _refs.decode(stored, "datamodule_state_dict", True)
-                    if ctx.trust
-                    else _refs.decode_plain(stored, "datamodule_state_dict")
-                )
-            except (_refs.Unresolvable, ValueError, TypeError) as err:
-                _warn(f"Data module state not restored: {err}.")
+        with _entry(file, "datamodule_state_dict"):
+            state.datamodule_state = _datamodule_state(ckpt.get("datamodule_state_dict"), ctx)
         with _entry(file, "rng_states"):
             if restore_rng and ckpt.get("rng_states"):
                 _restore_rng_states(ckpt["rng_states"])
@@ -389,6 +381,23 @@ def _load_states(
             "val": dict(ckpt.get("val_loader_kwargs") or {}),
         }
         state.loader_rng = dict(ckpt.get("loader_rng_states") or {})
+
+
+def _datamodule_state(stored: Any, ctx: ReadContext) -> dict[str, Any] | None:
+    """The saved ``state_dict()`` of the user's data module: a dict of plain data (a marker in
+    it is decoded only with trust), or ``None`` (with a warning when it is not a dict)."""
+    if stored is None:
+        return None
+    if not isinstance(stored, dict):
+        _warn(f"Data module state not restored: it is a {type(stored).__name__}, not a dict.")
+        return None
+    try:
+        if ctx.trust:
+            return _refs.decode(stored, "datamodule_state_dict", True)
+        return _refs.decode_plain(stored, "datamodule_state_dict")
+    except _refs.Unresolvable as err:
+        _warn(f"Data module state not restored: {err}.")
+        return None
 
 
 def _resume_point(ckpt: dict[str, Any], file: str) -> dict[str, Any] | None:

@@ -85,7 +85,8 @@ def unclear(report: dict) -> list[dict]:
     for c in report["cases"]:
         if c["outcome"] == "loaded" and c["weights_equal"]:
             continue  # the flip hit bytes the reader never uses
-        if c["outcome"] == "error" and c["type"] in CLEAR_ERRORS and c["names_file"]:
+        clear = c.get("clear", c["type"] in CLEAR_ERRORS)
+        if c["outcome"] == "error" and clear and c["names_file"]:
             continue
         bad.append(c)
     return bad

@@ -366,7 +366,13 @@ def corrupt(out: Path, cases: int, rng: random.Random) -> dict:
             try:
                 loaded = NNHandler.load(p)
             except Exception as err:  # noqa: BLE001 - classified by the parent
-                report = {"outcome": "error", "type": type(err).__name__, "message": str(err)}
+                report = {
+                    "outcome": "error",
+                    "type": type(err).__name__,
+                    # The documented checkpoint errors, subclasses included (NotOurs, NeedsCode).
+                    "clear": isinstance(err, (ValueError, RuntimeError)),
+                    "message": str(err),
+                }
             else:
                 same = same_weights(loaded.module.state_dict(), h.module.state_dict())
                 report = {"outcome": "loaded", "weights_equal": same}
