@@ -28,6 +28,15 @@ def _isolated_cwd(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _no_inherited_seed(monkeypatch):
+    """Seeding (Lightning's ``seed_everything``) exports ``PL_GLOBAL_SEED``/``PL_SEED_WORKERS``,
+    which set the DDP shuffle seed and the loaders' worker seeding of every later run in the
+    process: each test starts without a seed an earlier one left (monkeypatch removes its own)."""
+    for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _no_leftover_log_handlers():
     """Loggers live as long as the process: a handler a test gives a named logger (a log file
     in that test's own directory) would reach later tests, since ``initialize_logger`` returns a

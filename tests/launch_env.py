@@ -20,14 +20,20 @@ LAUNCHER_VARIABLES = (
     "SLURM_PROCID",
     "SLURM_NTASKS",
 )
+# Lightning's ``seed_everything`` (which NNHandler's seeding uses) exports its seed for child
+# processes, and a DDP run shuffles with that seed: a test that seeded in-process would change a
+# job that never seeds (its hand-written DDP loop shuffles with seed 0) and make it depend on order.
+SEED_VARIABLES = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
 
 
 def clean_env(drop_slurm: bool = False) -> dict[str, str]:
-    """``os.environ`` without launcher variables (and without every ``SLURM_*`` if asked)."""
+    """``os.environ`` without launcher variables and Lightning's exported seed (and without every
+    ``SLURM_*`` if asked)."""
     return {
         k: v
         for k, v in os.environ.items()
-        if k not in LAUNCHER_VARIABLES and not (drop_slurm and k.startswith("SLURM_"))
+        if k not in LAUNCHER_VARIABLES + SEED_VARIABLES
+        and not (drop_slurm and k.startswith("SLURM_"))
     }
 
 
