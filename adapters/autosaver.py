@@ -69,7 +69,8 @@ class AutoSaver(PerBatchHooks, ModelCheckpoint):
     Saves after global 1-based epochs N, 2N, ... (``interval=N``), after the last epoch of each
     ``train`` call (``interval=-1``, or ``save_on_last_epoch``), named by formatting the epoch
     logs. With ``overwrite`` the new file is written first and the previous auto-save removed
-    afterwards — only the very file this process wrote (by identity: inode, size, mtime), inside
+    afterwards — only the very file this process wrote (by identity: inode, size, mtime, or on a
+    remote store its size and ETag, generation or time; ``_storage.identity``), inside
     ``save_path``: a name from the epoch logs never leaves the directory, a file named by a
     loaded checkpoint is never deleted, and another process's rewrite of the name survives.
     It runs after every other ``on_train_epoch_end`` hook (Lightning calls checkpoint callbacks

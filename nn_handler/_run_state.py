@@ -8,26 +8,23 @@ methods, so a worker process can send it back to the main process as one object.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _storage
 from .history import History
 
 __all__ = ["RunState", "SaverBookkeeping", "file_identity"]
 
 
-def file_identity(path: str) -> tuple[int, int, int, int] | None:
-    """``(device, inode, size, mtime_ns)`` of the file at ``path`` now, or None if none is there.
+def file_identity(path: str) -> tuple[Any, ...] | None:
+    """The identity of the file now at ``path`` (see :func:`nn_handler._storage.identity`: local
+    ``(device, inode, size, mtime_ns)``, a remote store's size and write marks), or None.
 
-    Two writes of one name are two identities: an atomic write replaces the inode, and a rewrite
-    in place changes the size or the modification time.
+    Two writes of one name are two identities: an atomic write replaces the inode, a rewrite in
+    place changes the size or the modification time, a new upload gets a new ETag or time.
     """
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return _storage.identity(path)
 
 
 @dataclass
@@ -46,35 +43,35 @@ class SaverBookkeeping:
 
     last_saved: str | None = None
     written: set[str] = field(default_factory=set)
-    identities: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    identities: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def record(self, path: str) -> None:
         """``path`` is (about to be) our latest auto-save; :meth:`stamp` it once written."""
         self.last_saved = path
-        self.written.add(os.path.abspath(path))
-        self.identities.pop(os.path.abspath(path), None)
+        self.written.add(_storage.location(path))
+        self.identities.pop(_storage.location(path), None)
 
     def stamp(self, path: str) -> None:
         """Remember the identity of the file just written at ``path`` (after :meth:`record`)."""
         identity = file_identity(path)
         if identity is not None:
-            self.identities[os.path.abspath(path)] = identity
+            self.identities[_storage.location(path)] = identity
 
     def forget(self, path: str) -> None:
-        self.written.discard(os.path.abspath(path))
-        self.identities.pop(os.path.abspath(path), None)
+        self.written.discard(_storage.location(path))
+        self.identities.pop(_storage.location(path), None)
         if self.last_saved == path:
             self.last_saved = None
 
     def wrote(self, path: str) -> bool:
-        return os.path.abspath(path) in self.written
+        return _storage.location(path) in self.written
 
     def may_delete(self, previous: str, new: str, save_path: str) -> bool:
         """Whether replacing ``previous`` by ``new`` may remove ``previous``: only a different
         file inside ``save_path`` that is still the very file this process wrote."""
-        where = os.path.abspath(previous)
-        inside = os.path.dirname(where) == os.path.abspath(save_path)
-        different = where != os.path.abspath(new)
+        where = _storage.location(previous)  # one name per place: file:// URLs are local paths
+        inside = _storage.folder_of(where) == _storage.location(save_path)
+        different = where != _storage.location(new)
         recorded = self.identities.get(where)
         same_file = recorded is not None and file_identity(where) == recorded
         return inside and different and self.wrote(previous) and same_file

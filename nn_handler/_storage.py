@@ -22,12 +22,15 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 __all__ = [
+    "identity",
     "is_url",
     "local_path",
+    "location",
     "location_refused",
     "local_copy",
     "makedirs",
     "naming",
+    "folder_of",
     "remove",
     "write_remote",
 ]
@@ -61,6 +64,67 @@ def local_path(path: Any) -> str | None:
 
     fs, inner = _filesystem(path)
     return inner if isinstance(fs, LocalFileSystem) else None
+
+
+def location(path: Any) -> str:
+    """One name per place, to compare and remember files by: an absolute local path (a
+    ``file://`` URL becomes its local path), or the store's canonical URL."""
+    local = local_path(path)
+    if local is not None:
+        return os.path.abspath(local)
+    fs, inner = _filesystem(os.fspath(path))
+    return fs.unstrip_protocol(posixpath.normpath(inner))
+
+
+def folder_of(place: str) -> str:
+    """The folder holding the file a :func:`location` names."""
+    return posixpath.dirname(place) if is_url(place) else os.path.dirname(place)
+
+
+# What a store's ``info`` tells of one write of an object: a new upload gets a new value.
+_WRITE_MARKS = (
+    "ETag",
+    "etag",
+    "generation",
+    "VersionId",
+    "version_id",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "mtime",
+    "created",
+)
+
+
+def identity(path: Any) -> tuple[Any, ...] | None:
+    """The identity of the file now at ``path``, or ``None`` when there is none (no file, or a
+    store that tells nothing of its writes).
+
+    Local: ``(device, inode, size, mtime_ns)`` — an atomic write replaces the inode, a rewrite in
+    place changes the size or the modification time. A remote store: its size and each of
+    ``_WRITE_MARKS`` its ``info`` gives (ETag, generation, modification or creation time), as
+    flat ``key, text`` items (plain data that survives a list round trip). A store that gives
+    none of them has only the size, too weak to tell two writes apart: ``None``.
+    """
+    local = local_path(path)
+    if local is not None:
+        try:
+            st = os.stat(local)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    try:
+        fs, inner = _filesystem(os.fspath(path))
+        fs.invalidate_cache(inner)  # a listing cached before the write would show the old file
+        info = fs.info(inner)
+    except Exception:  # noqa: BLE001 - every store raises its own kinds
+        return None
+    if info.get("type", "file") != "file":
+        return None
+    marks = [
+        part for key in _WRITE_MARKS if info.get(key) is not None for part in (key, str(info[key]))
+    ]
+    return ("size", int(info.get("size") or 0), *marks) if marks else None
 
 
 def write_remote(url: str, write: Callable[[IO[bytes]], Any], what: str) -> None:

@@ -15,6 +15,9 @@ test to a copy, and each is named where it is made:
   they do when the one device is the current one); explicit ``cuda:N`` devices become the CPU.
 - SIZES: fewer epochs, sampling steps and samples, a narrower ``score_models.NCSNpp``.
 - GPU TIMING: ``%timeit`` cells that time multi-GPU sampling are dropped.
+- SAFE LOAD: the module a checkpoint names is imported first, as docs/migration.md tells a
+  migrating script (a checkpoint no longer imports what the script did not): ``import
+  score_models`` and ``import MNIST_model`` before the loads of notebooks that never import them.
 
 Where a notebook fails on the original too, the cell is marked as expected to raise, the test
 says why, and checks the error and everything else that can run. Notebooks that read what an
@@ -61,6 +64,8 @@ import torch
 torch.cuda.current_device = lambda: 0
 torch.Tensor.cuda = lambda self, *args, **kwargs: self
 """
+
+LOAD = "model = NNHandler.load("  # SAFE LOAD: the line the module's import goes before
 
 SMALL_NET = {  # SIZES: score_models.NCSNpp, narrower and shallower
     '"nf": 64,': '"nf": 8,',
@@ -239,6 +244,7 @@ def multi_gpu_sampling() -> Notebook:
 
 def parallelize_on_gpus_decorator() -> Notebook:
     nb = Notebook("parallelize_on_gpus_decorator.ipynb", ".")
+    nb.edit(25, LOAD, "import score_models\n\n" + LOAD)  # SAFE LOAD: it never imports it
     nb.edit(26, "[1024, 1, 28, 28]", "[8, 1, 28, 28]")  # SIZES
     nb.edit(27, "steps=100", "steps=10")
     nb.drop(28)
@@ -269,6 +275,7 @@ def save_model_code_example() -> Notebook:
 
 def save_model_code_example_2() -> Notebook:
     nb = Notebook("save_model_code_example_2.ipynb", "notebooks")
+    nb.edit(4, LOAD, "import MNIST_model\n\n" + LOAD)  # SAFE LOAD: it never imports it
     # Reads models/test_model_code_5.pth, which the first notebook would have written: the test
     # writes it beforehand with today's API (see _write_model_code_checkpoint). The stored
     # output of cell 7 shows the error the author expected (an older file, not here).

@@ -13,6 +13,7 @@ import fsspec
 import pytest
 import torch
 import yaml
+from fsspec.implementations.memory import MemoryFileSystem
 from torch.utils.data import TensorDataset
 
 from nn_handler import NNHandler
@@ -107,6 +108,33 @@ def test_auto_save_writes_replaces_and_resumes_through_a_url(scheme, bucket, tmp
     )
     # The resumed run wrote epoch 4; m03 was not its own file, so it stays.
     assert [n.rsplit("/", 1)[-1] for n in names] == ["m03.pth", "m04.pth"]
+
+
+def test_on_a_store_the_previous_auto_save_is_deleted_only_while_it_is_our_write(
+    bucket, monkeypatch
+):
+    fs, root = bucket
+    handler = make_handler()
+    handler.auto_save(1, save_path=f"memory:/{root}/auto", name="m{epoch:02d}", overwrite=True)
+    handler.train(1, progress_bar=False)
+    theirs = fs.cat(f"{root}/auto/m01.pth")
+    fs.pipe(f"{root}/auto/m01.pth", theirs)  # another run rewrites the name: same bytes, new write
+    handler.train(1, progress_bar=False)
+    assert fs.ls(f"{root}/auto", detail=False) == [f"{root}/auto/m01.pth", f"{root}/auto/m02.pth"]
+    handler.train(1, progress_bar=False)  # m02 is still our write: replaced
+    assert fs.ls(f"{root}/auto", detail=False) == [f"{root}/auto/m01.pth", f"{root}/auto/m03.pth"]
+    # A store whose info gives only a size cannot tell two writes apart: nothing is deleted.
+    info = MemoryFileSystem.info
+    monkeypatch.setattr(
+        MemoryFileSystem,
+        "info",
+        lambda self, path, **kw: {
+            k: v for k, v in info(self, path, **kw).items() if k != "created"
+        },
+    )
+    handler.train(2, progress_bar=False)
+    names = [f"{root}/auto/m{n:02d}.pth" for n in (1, 3, 4, 5)]
+    assert fs.ls(f"{root}/auto", detail=False) == names
 
 
 def test_a_checkpoint_may_not_send_auto_saves_to_another_url(bucket):
