@@ -654,9 +654,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         name="auto-ignores-step-checkpoint",
         file="adapters/steps_per_execution.py",
-        edits=(("        and not callback._every_n_train_steps\n", ""),),
+        edits=(
+            (
+                "    if any(isinstance(c, ModelCheckpoint) and c._every_n_train_steps for c in "
+                "trainer.callbacks):",
+                "    if False:",
+            ),
+        ),
         tests=(f"{_CHUNKED}::test_step_based_model_checkpoints_land_every_n_steps",),
-        bug='"auto" chunks a run with ModelCheckpoint(every_n_train_steps=N): saves miss steps',
+        bug="chunks run with ModelCheckpoint(every_n_train_steps=N): saves miss steps",
     ),
     Mutation(
         name="worker-global-step",

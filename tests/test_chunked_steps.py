@@ -754,11 +754,13 @@ def test_lightning_counts_every_validation_batch_once(k):
     assert count.counts == [VAL_BATCHES, VAL_BATCHES]
 
 
-@pytest.mark.parametrize("k", ["auto", 1])
+@pytest.mark.parametrize("k", ["auto", 1, 16])
 @pytest.mark.filterwarnings("ignore:Using ModelCheckpoint with manual optimization")
+@pytest.mark.filterwarnings("ignore:steps_per_execution=16 runs as 1 batch per step")
 def test_step_based_model_checkpoints_land_every_n_steps(k):
     """A Lightning ``ModelCheckpoint(every_n_train_steps=5)`` saves at steps 5, 10, ...: "auto"
-    keeps one batch per step for it (its batch hook decides at each step)."""
+    and an explicit K keep one batch per step for it (its batch hook decides at each step, and
+    its files must hold the loader's position after a whole step)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     h = make()
