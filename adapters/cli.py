@@ -22,15 +22,15 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelSummary
 from lightning.pytorch.cli import LightningCLI, LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from .._setup import Setup
+from .._state.setup import Setup
 from ..callbacks.base import Callback
 from ..checkpoint import atomic_save
 from ..generative.sde import SDE
 from ..sampler import Sampler
-from .cli_errors import ConciseArgumentParser, exit_on_key_problems
-from .cli_imports import cwd_on_path, exit_on_import_problems
-from .cli_keys import option_names
-from .cli_report import HandlerModelSummary, fit_report
+from .config.errors import ConciseArgumentParser, exit_on_key_problems
+from .config.imports import cwd_on_path, exit_on_import_problems
+from .config.keys import option_names
+from .config.report import HandlerModelSummary, fit_report
 from .datamodule import HandlerDataModule
 from .export import ExportedHandlerModule
 

@@ -8,8 +8,8 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from .._data import build_loader
-from .._suggest import did_you_mean
+from .._ops.suggest import did_you_mean
+from .._state.data import build_loader
 from ..enums import DataLoaderType
 
 __all__ = ["DATALOADER_ARGUMENTS", "HandlerDataModule"]

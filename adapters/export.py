@@ -9,13 +9,13 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
 
-from .._dist_env import DistEnv
-from .._run_state import RunState
-from .._runtime import Runtime
-from .._setup import Setup
+from .._env.dist_env import DistEnv
+from .._state.run_state import RunState
+from .._state.runtime import Runtime
+from .._state.setup import Setup
 from .datamodule import HandlerDataModule
-from .module import HandlerModule
-from .resume_paths import drop_checkpoint_paths
+from .fit.resume_paths import drop_checkpoint_paths
+from .steps.module import HandlerModule
 
 __all__ = [
     "ExportedHandlerModule",
@@ -70,7 +70,7 @@ class ExportedHandlerModule(HandlerModule):
         debug_print_interval: int | None = None,
         save_on_last_epoch: bool = True,
     ):
-        from .._training import module_arguments
+        from .fit.run import module_arguments
 
         setup, state, runtime = handler.setup, handler.run_state, handler.runtime
         _check_ready(setup, runtime)
@@ -89,7 +89,7 @@ class ExportedHandlerModule(HandlerModule):
         only with ``fit``, and the Trainer's own default ``ModelCheckpoint``, which the
         AutoSaver would replace anyway, is removed quietly.
         """
-        from .._training import lightning_callbacks
+        from .fit.run import lightning_callbacks
 
         trainer = self.trainer
         fitting = trainer.state.fn == "fit"
@@ -114,13 +114,13 @@ class ExportedHandlerModule(HandlerModule):
     def setup(self, stage: str) -> None:
         # Lightning reads ``ckpt_path`` after this hook: a file holding what no checkpoint of
         # ours holds (a DeviceMesh, compressed entries) is refused before torch.load builds it.
-        from .checked_io import check_reads
+        from .fit.checked_io import check_reads
 
         check_reads(self.trainer.strategy)
         # Lightning appends model callbacks after the Trainer's own; the epoch logs must come
         # first, as in train(), so that Lightning callbacks reading ``loss`` at epoch end see it.
-        from .callback_bridge import NativeCallbackBridge
-        from .epoch_logs import EpochLogs
+        from .hooks.callback_bridge import NativeCallbackBridge
+        from .hooks.epoch_logs import EpochLogs
 
         callbacks = self.trainer.callbacks
         first = [c for c in callbacks if isinstance(c, (EpochLogs, NativeCallbackBridge))]
@@ -142,8 +142,8 @@ class ExportedHandlerModule(HandlerModule):
 
     # -------------------------------------------------------------- progress
     def on_fit_start(self) -> None:
-        from .._training import ensure_ema
-        from .trainer_factory import continue_from
+        from .fit.run import ensure_ema
+        from .fit.trainer_factory import continue_from
 
         handler = self.handler
         ensure_ema(self.run_state, handler.module, handler.setup.training.ema_decay, self.device)
@@ -160,7 +160,7 @@ class ExportedHandlerModule(HandlerModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the handler's keys (of its setup now), so ``NNHandler.load`` reads what Lightning
         writes."""
-        from .._training import checkpoint_builder
+        from .fit.run import checkpoint_builder
 
         handler = self.handler
         self.__dict__["checkpoint_keys"] = checkpoint_builder(
@@ -231,7 +231,7 @@ def to_datamodule(setup: Setup, state: RunState, runtime: Runtime) -> HandlerDat
 
     Under DDP these are this rank's shards, as in ``train()``.
     """
-    from .._training import apply_loader_rng, loaders
+    from .fit.run import apply_loader_rng, loaders
 
     if setup.train_data is None:
         raise RuntimeError("The handler has no training data: call set_train_loader(...) first.")

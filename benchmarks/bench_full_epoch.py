@@ -47,8 +47,8 @@ TARGET = 1.15
 def _available() -> dict[str, str | None]:
     """Why each optional part cannot run yet (None when it can)."""
     out: dict[str, str | None] = {"autosave": None, "tensorboard": None}
-    if importlib.util.find_spec("nn_handler.adapters.autosaver") is None:
-        out["autosave"] = "nn_handler.adapters.autosaver is not importable yet"
+    if importlib.util.find_spec("nn_handler.adapters.hooks.autosaver") is None:
+        out["autosave"] = "nn_handler.adapters.hooks.autosaver is not importable yet"
     try:
         from nn_handler.callbacks import TensorBoardLogger  # noqa: F401
     except ImportError as err:

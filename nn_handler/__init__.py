@@ -21,7 +21,7 @@ _EXPORTS: dict[str, str] = {
     "LoggingMode": ".enums",
     "DataLoaderType": ".utils",
     "initialize_logger": ".logger",
-    "register_safe_modules": "._safe_modules",
+    "register_safe_modules": "._codecs.safe_modules",
     "initialize_ddp": ".utils",
     "on_rank": ".utils",
     "parallelize_on_gpus": ".utils",

@@ -19,20 +19,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _inference, _plotting, _training
-from ._autosave_config import AutoSaveSettings, check_interval, check_name, check_save_path
-from ._component import Component
-from ._data import make_slot
-from ._devices import resolve_device
-from ._dist_env import detect_distributed
-from ._logging import make_logger, release_logger
-from ._loss import LossSpec
-from ._metrics import check_metric
-from ._model_code import model_code
-from ._run_state import RunState
-from ._runtime import Runtime, build_model, build_optimizer, build_scheduler
-from ._seeding import seed_everything
-from ._setup import Setup, TrainOptions
+from ._codecs.model_code import model_code
+from ._env.devices import resolve_device
+from ._env.dist_env import detect_distributed
+from ._env.loggers import make_logger, release_logger
+from ._env.seeding import seed_everything
+from ._ops import inference as _inference
+from ._ops import plotting as _plotting
+from ._state.autosave import AutoSaveSettings, check_interval, check_name, check_save_path
+from ._state.component import Component
+from ._state.data import make_slot
+from ._state.loss import LossSpec
+from ._state.metrics import check_metric
+from ._state.run_state import RunState
+from ._state.runtime import Runtime, build_model, build_optimizer, build_scheduler
+from ._state.setup import Setup, TrainOptions
+from .adapters.fit import run as _training
 from .callbacks.base import Callback
 from .enums import DataLoaderType, LoggingMode, ModelType
 from .generative import handler_ops as _generative
@@ -426,7 +428,7 @@ class NNHandler:
                 f"lightning.pytorch.callbacks.Callback, got {type(callback).__name__}."
             )
         else:
-            from .adapters.lr_finder import check_not_a_finder
+            from .adapters.fit.lr_finder import check_not_a_finder
 
             check_not_a_finder(callback)
         self._setup = self._setup.replace(callbacks=(*self._setup.callbacks, callback))
@@ -565,8 +567,8 @@ class NNHandler:
     def ema(self) -> Any:
         """The weights' moving average (``None`` without ``ema_decay``).
 
-        An ``ExponentialMovingAverage`` (``nn_handler._ema``): ``ema.module`` is the averaged copy
-        of the model, ``ema.n_averaged`` the number of updates so far.
+        An ``ExponentialMovingAverage`` (``nn_handler._ops.ema``): ``ema.module`` is the averaged
+        copy of the model, ``ema.n_averaged`` the number of updates so far.
         """
         return self._state.ema
 
@@ -652,11 +654,11 @@ class NNHandler:
         (``mode``: ``"exponential"`` or ``"linear"``; stops early when the loss exceeds
         ``early_stop_threshold`` times its best), then restores the weights, the optimizer, the
         history and the random generators. Returns an
-        :class:`~nn_handler.adapters.lr_finder.LRFinderResult` (``suggestion``, ``lrs``,
+        :class:`~nn_handler.adapters.fit.lr_finder.LRFinderResult` (``suggestion``, ``lrs``,
         ``losses``); ``apply=True`` also sets the optimizer's rate to the suggestion (other
         parameter groups and the scheduler keep their ratios to it).
         """
-        from .adapters.lr_finder import find_lr
+        from .adapters.fit.lr_finder import find_lr
 
         return find_lr(
             self._setup,
@@ -836,7 +838,7 @@ class NNHandler:
         ``__main__``, in-memory data) raises ``ValueError`` naming each key, or with
         ``strict=False`` is warned about and left null.
         """
-        from .adapters.config_writer import write_config
+        from .adapters.config.writer import write_config
 
         write_config(self._setup, self._runtime, path, strict=strict, **train_args)
 

@@ -31,7 +31,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from ._slurm_hosts import first_host
+from ._env.slurm_hosts import first_host
 
 __all__ = ["first_host", "gpus_per_node", "torchrun_arguments", "main"]
 

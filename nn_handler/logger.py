@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import numbers
 
-from ._logging import add_handlers, check_file_mode
+from ._env.loggers import add_handlers, check_file_mode
 from .enums import LoggingMode
 from .utils.ddp import on_rank
 

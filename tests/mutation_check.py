@@ -88,7 +88,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="loader-generator",
-        file="nn_handler/_training.py",
+        file="adapters/fit/run.py",
         edits=(
             (
                 "set_generator_state(slot.loader, pending.get(role))",
@@ -136,7 +136,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="continue-flag",
-        file="adapters/trainer_factory.py",
+        file="adapters/fit/trainer_factory.py",
         edits=(("        trainer.fit_loop._resuming_from_checkpoint = True", "        pass"),),
         tests=(
             "tests/test_core_parity.py::"
@@ -146,7 +146,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="amp-cpu-bf16",
-        file="adapters/trainer_factory.py",
+        file="adapters/fit/trainer_factory.py",
         edits=(
             (
                 "        else:\n            warnings.warn(\n",
@@ -159,14 +159,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------------------------------------- EMA
     Mutation(
         name="ema-decay",
-        file="nn_handler/_ema.py",
+        file="nn_handler/_ops/ema.py",
         edits=(("        self.decay = float(decay)", "        self.decay = 1.0 - float(decay)"),),
         tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
         bug="the EMA uses `1 - decay` in place of `decay`",
     ),
     Mutation(
         name="ema-no-warmup",
-        file="nn_handler/_ema.py",
+        file="nn_handler/_ops/ema.py",
         edits=(
             ("        return min(self.decay, (1.0 + n) / (10.0 + n))", "        return self.decay"),
         ),
@@ -175,7 +175,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="ema-starts-after-first-step",
-        file="nn_handler/_ema.py",
+        file="nn_handler/_ops/ema.py",
         edits=(
             (
                 "        weight = 1.0 - self.decay_at(self._updates)",
@@ -188,7 +188,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="ema-buffers-not-copied",
-        file="nn_handler/_ema.py",
+        file="nn_handler/_ops/ema.py",
         edits=(
             (
                 "model.buffers(), strict=True):\n            avg.copy_(live)",
@@ -200,21 +200,21 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="ema-count-not-restored",
-        file="nn_handler/_ema.py",
+        file="nn_handler/_ops/ema.py",
         edits=(("        self._updates = int(self.n_averaged)", "        self._updates = 0"),),
         tests=(f"{_EMA}::test_ema_resumes_exactly_after_save_and_load",),
         bug="a loaded EMA restarts its warm-up instead of continuing the update count",
     ),
     Mutation(
         name="ema-not-updated",
-        file="adapters/module.py",
+        file="adapters/steps/module.py",
         edits=(("            self.ema.update_parameters(self.model)", "            pass"),),
         tests=(f"{_EMA}::test_ema_equals_a_hand_computation_from_the_initial_weights",),
         bug="the optimizer step does not update the EMA",
     ),
     Mutation(
         name="predict-ignores-ema",
-        file="nn_handler/_inference.py",
+        file="nn_handler/_ops/inference.py",
         edits=(("        return state.ema.module", "        return runtime.model"),),
         tests=(f"{_EMA}::test_predict_with_ema_uses_the_averaged_weights",),
         bug="`predict(apply_ema=True)` uses the raw weights",
@@ -222,7 +222,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -------------------------------------------------------------------- callback bridge
     Mutation(
         name="bridge-epoch-1-based",
-        file="adapters/callback_bridge.py",
+        file="adapters/hooks/callback_bridge.py",
         edits=(
             (
                 '"on_epoch_end", trainer.current_epoch, pl_module.epoch_logs)',
@@ -234,7 +234,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="bridge-start-epoch",
-        file="adapters/callback_bridge.py",
+        file="adapters/hooks/callback_bridge.py",
         edits=(
             ("        self._start_epoch = trainer.current_epoch", "        self._start_epoch = 0"),
         ),
@@ -243,7 +243,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="bridge-raises",
-        file="adapters/callback_bridge.py",
+        file="adapters/hooks/callback_bridge.py",
         edits=(("                self._report(cb, hook, err)", "                raise"),),
         tests=(
             f"{_CALLBACKS}::test_raising_callback_is_reported_once_per_hook_and_training_goes_on",
@@ -252,7 +252,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="bridge-stop-flag",
-        file="adapters/module.py",
+        file="adapters/steps/module.py",
         edits=(("        if stop:\n            self.trainer.should_stop = True", "        pass"),),
         tests=(f"{_CALLBACKS}::test_stop_training_flag_stops_after_the_current_epoch",),
         bug="`handler._stop_training = True` set by a callback does not stop training",
@@ -267,14 +267,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="epoch-values-max",
-        file="adapters/module.py",
+        file="adapters/steps/module.py",
         edits=(('reduce(t, reduce_op="sum")', 'reduce(t, reduce_op="max")'),),
         tests=(_TWO_RANKS,),
         bug="the epoch loss and metrics are reduced over ranks with max instead of sum",
     ),
     Mutation(
         name="epoch-loss-unweighted",
-        file="adapters/epoch_stats.py",
+        file="adapters/steps/epoch_stats.py",
         edits=(
             (
                 "self._loss_sum.add_(loss.detach(), alpha=n)",
@@ -344,10 +344,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         bug="patch-based sampling sums the overlapping patches' scores instead of averaging",
     ),
-    # ------------------------------------------------- spawn/fork workers (adapters/launchers.py)
+    # --------------------------------------------- spawn/fork workers (adapters/fit/launchers.py)
     Mutation(
         name="worker-optimizer-lost",
-        file="adapters/launchers.py",
+        file="adapters/fit/launchers.py",
         edits=(
             (
                 '            self.runtime.optimizer.load_state_dict(results["optimizer"])',
@@ -359,14 +359,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="worker-callbacks-lost",
-        file="adapters/launchers.py",
+        file="adapters/fit/launchers.py",
         edits=(("            callback.load_state_dict(callback_state)", "            pass"),),
         tests=(f"{_LAUNCHER_PARTS}::test_worker_results_land_in_the_main_processs_objects",),
         bug="callbacks' state of a spawned/forked run stays in the worker",
     ),
     Mutation(
         name="worker-step-counter",
-        file="adapters/launchers.py",
+        file="adapters/fit/launchers.py",
         edits=(
             (
                 "        continue_from(trainer, self.state.epochs_done, self.state.global_step)",
@@ -379,7 +379,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="worker-place",
-        file="adapters/launchers.py",
+        file="adapters/fit/launchers.py",
         edits=(("        runtime.dist = DistEnv(", "        DistEnv("),),
         tests=(
             f"{_LAUNCHER_PARTS}::test_process_place_gives_the_facade_its_rank_and_quiets_other_ranks",
@@ -389,14 +389,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------- manual optimization, chunked steps (manual_steps, chunked_module)
     Mutation(
         name="accumulation-undivided",
-        file="adapters/manual_steps.py",
+        file="adapters/steps/manual_steps.py",
         edits=(("                    loss = loss / accumulate", "                    pass"),),
         tests=(f"{_CHUNKED}::test_manual_optimization_equals_lightnings_automatic",),
         bug="with gradient accumulation the loss is not divided by the number of batches",
     ),
     Mutation(
         name="backward-under-autocast",
-        file="adapters/manual_steps.py",
+        file="adapters/steps/manual_steps.py",
         edits=(
             (
                 "torch.autocast(plugin.device, enabled=False) if mixed else _NULL",
@@ -408,7 +408,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="step-hooks-skipped",
-        file="adapters/manual_steps.py",
+        file="adapters/steps/manual_steps.py",
         edits=(
             (
                 "        self.direct = can_step_directly(trainer)",
@@ -420,21 +420,21 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="ddp-accumulation-syncs-every-batch",
-        file="adapters/manual_steps.py",
+        file="adapters/steps/manual_steps.py",
         edits=(("                if step or self._ddp is None:", "                if True:"),),
         tests=(f"{_DDP_CHUNKED}::test_one_process_ddp_reduces_once_per_optimizer_step",),
         bug="under DDP every micro-batch of an accumulation window all-reduces its gradients",
     ),
     Mutation(
         name="ddp-direct-backward-unprepared",
-        file="adapters/manual_steps.py",
+        file="adapters/steps/manual_steps.py",
         edits=(("            prepare_for_backward(self._ddp, loss)", "            pass"),),
         tests=(f"{_DDP_CHUNKED}::test_one_process_ddp_reduces_once_per_optimizer_step",),
         bug="under DDP the direct backward does not prepare the reducer: no gradient all-reduce",
     ),
     Mutation(
         name="ddp-auto-ignores-find-unused",
-        file="adapters/steps_per_execution.py",
+        file="adapters/steps/steps_per_execution.py",
         edits=(
             (
                 '_UNPROVEN_DDP_OPTIONS = ("find_unused_parameters", "static_graph")',
@@ -446,7 +446,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="chunk-batches-uncounted",
-        file="adapters/chunked_module.py",
+        file="adapters/steps/chunked_module.py",
         edits=(
             (
                 "the others count here.\n                progress.increment_by(1)",
@@ -458,7 +458,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="chunk-logger-step",
-        file="adapters/chunked_module.py",
+        file="adapters/steps/chunked_module.py",
         edits=(
             (
                 "loop._batches_that_stepped += steps.total.completed - before - step",
@@ -470,7 +470,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="chunk-ignores-stop",
-        file="adapters/chunked_module.py",
+        file="adapters/steps/chunked_module.py",
         edits=(
             (
                 "or (trainer.should_stop and fit_loop._can_stop_early)",
@@ -483,7 +483,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------ destinations and deletions (issue 22)
     Mutation(
         name="write-check-skipped",
-        file="nn_handler/_write_guard.py",
+        file="nn_handler/_env/write_guard.py",
         edits=(
             (
                 "    if roots is None:\n        return path",
@@ -498,7 +498,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="delete-by-name",
-        file="nn_handler/_run_state.py",
+        file="nn_handler/_state/run_state.py",
         edits=(
             (
                 "        same_file = recorded is not None and file_identity(where) == recorded",
@@ -513,7 +513,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------- checkpoint decoding (issue 22: a file is data)
     Mutation(
         name="plain-slot-decodes-markers",
-        file="nn_handler/_setup_fields.py",
+        file="nn_handler/_codecs/fields.py",
         edits=(
             (
                 "return self.from_plain(_refs.decode_plain(ckpt[self.key], self.key))",
@@ -528,14 +528,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="module-size-unchecked",
-        file="nn_handler/checkpoint/_refs.py",
+        file="nn_handler/_codecs/refs.py",
         edits=(("            _check_size(cls, kwargs, state, where)\n", "            pass\n"),),
         tests=(f"{_EFFECTS}::test_a_file_allocates_no_module_it_does_not_store",),
         bug="a module marker is built whatever memory its file-chosen arguments take",
     ),
     Mutation(
         name="import-rule-off",
-        file="nn_handler/_paths.py",
+        file="nn_handler/_codecs/paths.py",
         edits=(("    if not trust and not importable(module_name):", "    if False:"),),
         tests=(
             f"{_EFFECTS}::test_a_file_imports_no_module_the_script_did_not_import",
@@ -600,14 +600,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------- Lightning's checkpoints, mid-epoch
     Mutation(
         name="mid-epoch-plain-loader",
-        file="nn_handler/_training.py",
+        file="adapters/fit/run.py",
         edits=(("        train = stateful_loader(setup.train_data, distributed)", "        pass"),),
         tests=(f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights",),
         bug="step auto-saves read a plain loader: a resume restarts the epoch's data",
     ),
     Mutation(
         name="mid-epoch-sums",
-        file="adapters/module.py",
+        file="adapters/steps/module.py",
         edits=(
             (
                 "            self.train_stats.load_state_dict(resumed, self.device)",
@@ -619,7 +619,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="lightning-ckpt-keys",
-        file="adapters/module.py",
+        file="adapters/steps/module.py",
         edits=(("        if self.checkpoint_keys is None:\n            return", "        return"),),
         tests=(
             f"{_ECOSYSTEM}::test_a_lightning_model_checkpoint_file_loads_and_continues_exactly",
@@ -629,7 +629,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ---------------------------- issue 27: an independent mutation run's survivors (round 2)
     Mutation(
         name="ema-skipped-step",
-        file="adapters/manual_steps.py",
+        file="adapters/steps/manual_steps.py",
         edits=(
             (
                 "        module.after_optimizer_step()\n",
@@ -641,7 +641,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="chunk-val-count",
-        file="adapters/chunked_module.py",
+        file="adapters/steps/chunked_module.py",
         edits=(
             (
                 "            if n:\n                progress.increment_by(1)\n",
@@ -653,7 +653,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="auto-ignores-step-checkpoint",
-        file="adapters/steps_per_execution.py",
+        file="adapters/steps/steps_per_execution.py",
         edits=(
             (
                 "    if any(isinstance(c, ModelCheckpoint) and c._every_n_train_steps for c in "
@@ -666,7 +666,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="worker-global-step",
-        file="adapters/launchers.py",
+        file="adapters/fit/launchers.py",
         edits=(
             (
                 "        self.state.global_step = int(trainer.global_step)  # as train() records",
@@ -678,7 +678,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="overwrite-same-name",
-        file="nn_handler/_run_state.py",
+        file="nn_handler/_state/run_state.py",
         edits=(
             (
                 "        return inside and different and self.wrote(previous)",
@@ -692,7 +692,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="failed-save-bookkeeping",
-        file="adapters/autosaver.py",
+        file="adapters/hooks/autosaver.py",
         edits=(
             (
                 "            if not was_ours:\n                self.bookkeeping.forget(path)\n"
@@ -708,7 +708,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="bridge-sanity-val-end",
-        file="adapters/callback_bridge.py",
+        file="adapters/hooks/callback_bridge.py",
         edits=(
             (
                 '        if not trainer.sanity_checking:\n            logs = {"epoch"',
@@ -720,7 +720,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="nested-kwargs-trusted",
-        file="nn_handler/checkpoint/_refs.py",
+        file="nn_handler/_codecs/refs.py",
         edits=(
             (
                 'kwargs = decode_kwargs(value.get("kwargs"), f"{where}.kwargs", trust, '
@@ -744,7 +744,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="callback-key-collision",
-        file="nn_handler/_setup_fields.py",
+        file="nn_handler/_codecs/fields.py",
         edits=(("            while key in classes:", "            if key in classes:"),),
         tests=(
             "tests/test_checkpoint.py::test_three_callbacks_of_one_class_each_keep_their_state",
@@ -810,7 +810,7 @@ def _env(root: Path) -> dict[str, str]:
 
 def _check_imports_copy(root: Path) -> None:
     code = (
-        "import nn_handler, nn_handler.adapters.module as m; "
+        "import nn_handler, nn_handler.adapters.steps.module as m; "
         "print(nn_handler.__file__); print(m.__file__)"
     )
     out = subprocess.run(

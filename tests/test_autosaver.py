@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 
-import nn_handler.adapters.autosaver as autosaver_mod
+import nn_handler.adapters.hooks.autosaver as autosaver_mod
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from models import TinyNet, accuracy
-from nn_handler.adapters.autosaver import AutoSaver, auto_save_name, should_auto_save
+from nn_handler.adapters.hooks.autosaver import AutoSaver, auto_save_name, should_auto_save
 from torch import nn
 
 from nn_handler import NNHandler

@@ -8,8 +8,8 @@ import lightning as L
 import pytest
 import torch
 from models import TinyNet, accuracy
-from nn_handler.adapters.callback_bridge import NativeCallbackBridge, restore_callback_states
-from nn_handler.adapters.epoch_logs import EpochLogs
+from nn_handler.adapters.hooks.callback_bridge import NativeCallbackBridge, restore_callback_states
+from nn_handler.adapters.hooks.epoch_logs import EpochLogs
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -257,7 +257,7 @@ def test_lightning_callbacks_given_to_add_callback_run_in_train(small_data):
 
 
 def test_native_callbacks_in_a_plain_lightning_trainer(small_data):
-    from nn_handler._training import build_module
+    from nn_handler.adapters.fit.run import build_module
 
     handler = make_handler(small_data)
     rec = Recorder()

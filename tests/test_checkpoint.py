@@ -11,7 +11,7 @@ import torch
 from models import AutoEncoder, DropoutNet, TinyNet, accuracy
 from torch import nn
 
-import nn_handler.checkpoint._atomic as atomic_mod
+import nn_handler._env.atomic as atomic_mod
 from nn_handler import NNHandler, Sampler
 from nn_handler.callbacks import Callback
 from nn_handler.checkpoint import handler_checkpoint
@@ -558,7 +558,7 @@ def test_import_paths_and_encoding_rules():
 
     import numpy as np
 
-    from nn_handler.checkpoint._refs import Unresolvable, decode, encode, import_path
+    from nn_handler._codecs.refs import Unresolvable, decode, encode, import_path
 
     assert import_path(torch.sigmoid) == "torch:sigmoid"  # a built-in function
     assert import_path(nn.functional.relu) == "torch.nn.functional:relu"

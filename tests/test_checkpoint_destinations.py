@@ -19,7 +19,11 @@ from models import TinyNet
 from torch import nn
 
 from nn_handler import NNHandler
-from nn_handler._write_guard import DestinationRefused, checked_destination, roots_for_checkpoint
+from nn_handler._env.write_guard import (
+    DestinationRefused,
+    checked_destination,
+    roots_for_checkpoint,
+)
 from nn_handler.callbacks import ImagePredictionVisualizer, ModelCheckpoint, TensorBoardLogger
 
 

@@ -32,7 +32,7 @@ from safety_parts import Nested, full_handler, small_data
 import nn_handler
 import nn_handler.checkpointing
 from nn_handler import NNHandler
-from nn_handler import _safe_modules as safe_modules
+from nn_handler._codecs import safe_modules
 
 MARK = "__nn_handler__"
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from models import DropoutNet, TinyNet, accuracy
+from nn_handler.adapters.fit.run import build_module, lightning_callbacks
 from torch import nn
 
 from nn_handler import Callback, NNHandler
-from nn_handler._training import build_module, lightning_callbacks
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The `srun` command is available", "ignore:.*isinstance\\(treespec, LeafSpec\\)"
@@ -216,7 +216,7 @@ def test_lightning_trainer_resumes_from_handler_file(cls_data, one_go):
 
 
 def test_lightning_checkpoint_with_handler_keys_loads_and_extras_restore(cls_data, one_go):
-    from nn_handler.adapters.module import HandlerModule
+    from nn_handler.adapters.steps.module import HandlerModule
 
     from nn_handler.checkpoint import handler_checkpoint, restore_handler_extras
 
@@ -302,9 +302,9 @@ def test_legacy_checkpoint_matches_expected_and_trains_on(legacy_file, cls_data)
 
 def test_loop_state_matches_a_real_trainer():
     # Guards the Trainer-free loop state of `save` against changes in Lightning's loops.
-    from nn_handler.adapters.trainer_factory import continue_from
+    from nn_handler.adapters.fit.run import quiet_lightning
+    from nn_handler.adapters.fit.trainer_factory import continue_from
 
-    from nn_handler._training import quiet_lightning
     from nn_handler.checkpoint._state import _loop_template
 
     with quiet_lightning():

@@ -15,8 +15,8 @@ import torch
 from launch_env import clean_env
 from models import TinyNet
 
+from nn_handler._env.tempfiles import STALE_AFTER_S, _host_tag
 from nn_handler.checkpoint import atomic_save
-from nn_handler.checkpoint._tempfiles import STALE_AFTER_S, _host_tag
 
 OTHER_HOST = "0badc0de" if _host_tag() != "0badc0de" else "0badc0df"
 

@@ -17,10 +17,10 @@ import pytest
 import torch
 from lightning.pytorch.loggers import Logger
 from models import AutoEncoder, TinyNet, accuracy
-from nn_handler.adapters.chunked_module import ChunkedHandlerModule
-from nn_handler.adapters.module import HandlerModule
-from nn_handler.adapters.null_profiler import NullProfiler
-from nn_handler.adapters.steps_per_execution import AUTO_BATCHES
+from nn_handler.adapters.fit.null_profiler import NullProfiler
+from nn_handler.adapters.steps.chunked_module import ChunkedHandlerModule
+from nn_handler.adapters.steps.module import HandlerModule
+from nn_handler.adapters.steps.steps_per_execution import AUTO_BATCHES
 from torch import nn
 from torch.utils.data import IterableDataset, TensorDataset
 
@@ -222,7 +222,7 @@ def _automatic(
 ):
     """The same training through the exported module: Lightning's automatic optimization, with
     accumulation and clipping done by the Trainer, as ``train()`` did before."""
-    from nn_handler._seeding import seed_everything
+    from nn_handler._env.seeding import seed_everything
 
     h = make(kind, model=model)
     if prepare is not None:
@@ -576,7 +576,7 @@ def test_one_logger_write_per_epoch_at_the_optimizer_step(k):
 
 
 def test_batch_bars_count_every_batch_at_sixteen(monkeypatch):
-    from nn_handler.adapters.progress_bar import EpochProgressBar
+    from nn_handler.adapters.hooks.progress_bar import EpochProgressBar
 
     closed = []
     close = EpochProgressBar._close_batch_bar

@@ -13,7 +13,7 @@ import torch
 from models import TinyNet
 from torch.utils.data import TensorDataset
 
-import nn_handler.checkpoint._atomic as atomic_mod
+import nn_handler._env.atomic as atomic_mod
 from nn_handler import NNHandler
 from nn_handler.checkpoint import FORMAT_VERSION
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 from nn_handler.adapters.cli import NNHandlerCLI
-from nn_handler.adapters.cli_imports import config_import_problems, import_problem
+from nn_handler.adapters.config.imports import config_import_problems, import_problem
 
 from nn_handler import NNHandler
 
@@ -384,7 +384,7 @@ def test_yaml_builds_the_same_handler_configuration(tmp_path):
 
 def test_the_fast_top_level_help_lists_the_clis_subcommands(capsys):
     """``nn-handler --help`` is answered without Lightning: it must list what the CLI has."""
-    from nn_handler.adapters.cli_entry import SUBCOMMANDS, main
+    from nn_handler.adapters.config.entry import SUBCOMMANDS, main
 
     assert list(SUBCOMMANDS) == list(NNHandlerCLI.subcommands())
     main(["--help"])

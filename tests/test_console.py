@@ -1,6 +1,6 @@
 """What ``train()`` shows: one ``Epochs`` bar with the epoch summary, and one log line per epoch.
 
-The bar is Lightning's tqdm progress bar (``adapters/progress_bar.py``) writing to stderr, as
+The bar is Lightning's tqdm progress bar (``adapters/hooks/progress_bar.py``) writing to stderr, as
 the original's tqdm did; the line goes through the handler's logger. Output is captured at the
 file-descriptor level, so anything Lightning itself prints would show up here too.
 """

@@ -19,7 +19,7 @@ import pytest
 import torch
 from launch_env import clean_env, job_output, torchrun
 from lightning.pytorch.strategies import DDPStrategy
-from nn_handler.adapters.steps_per_execution import AUTO_BATCHES, resolve_steps_per_execution
+from nn_handler.adapters.steps.steps_per_execution import AUTO_BATCHES, resolve_steps_per_execution
 from torch.utils.data import DataLoader, TensorDataset
 
 SCRIPTS = Path(__file__).resolve().parent / "ddp_scripts"

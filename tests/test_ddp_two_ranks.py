@@ -36,7 +36,7 @@ def _checks(rank: int) -> dict:
     """Every collective under test, run on ``rank``; returns what this rank saw."""
     import torch.distributed as dist
     from lightning.pytorch.strategies import DDPStrategy
-    from nn_handler.adapters.module import HandlerModule
+    from nn_handler.adapters.steps.module import HandlerModule
     from torch import nn
 
     from nn_handler import NNHandler

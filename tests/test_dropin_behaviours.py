@@ -18,8 +18,8 @@ from models import TinyNet, accuracy
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, TensorDataset
 
 from nn_handler import LoggingMode, ModelCheckpoint, ModelType, NNHandler
-from nn_handler._data import make_slot, use_shuffle_seed
-from nn_handler._dist_env import DistEnv
+from nn_handler._env.dist_env import DistEnv
+from nn_handler._state.data import make_slot, use_shuffle_seed
 from nn_handler.enums import InvalidEnumValue
 
 

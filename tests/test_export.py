@@ -17,7 +17,7 @@ import yaml
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from models import TinyNet, accuracy
-from nn_handler.adapters.config_writer import ConfigExportError, build_config
+from nn_handler.adapters.config.writer import ConfigExportError, build_config
 from nn_handler.adapters.export import ExportedHandlerModule
 from torch.utils.data import TensorDataset
 

@@ -45,7 +45,7 @@ def test_imports_bring_in_only_what_they_need():
     # The top-level help is answered without Lightning (nor torch).
     helped = loaded_after(
         "import io, contextlib\n"
-        "from nn_handler.adapters.cli_entry import main\n"
+        "from nn_handler.adapters.config.entry import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--help'])"
     )

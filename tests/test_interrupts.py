@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 from models import TinyNet
-from nn_handler.adapters.interrupts import SIGTERM_EXIT_STATUS
+from nn_handler.adapters.fit.interrupts import SIGTERM_EXIT_STATUS
 from torch.utils.data import TensorDataset
 
 from nn_handler import NNHandler

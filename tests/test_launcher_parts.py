@@ -18,8 +18,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.launcher import _Launcher
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from models import TinyNet, accuracy
-from nn_handler.adapters import progress_bar
-from nn_handler.adapters.launchers import (
+from nn_handler.adapters.fit.launchers import (
     ProcessPlace,
     WorkerData,
     WorkerResultsLauncher,
@@ -27,13 +26,14 @@ from nn_handler.adapters.launchers import (
     stateless_callbacks,
     worker_data,
 )
-from nn_handler.adapters.strategy import strategy_arguments
+from nn_handler.adapters.fit.run import ensure_ema, lightning_callbacks
+from nn_handler.adapters.fit.strategy import strategy_arguments
+from nn_handler.adapters.hooks import progress_bar
 
 from nn_handler import NNHandler
-from nn_handler._dist_env import DistEnv
-from nn_handler._logger_spec import LoggerSpec
-from nn_handler._run_state import RunState
-from nn_handler._training import ensure_ema, lightning_callbacks
+from nn_handler._env.dist_env import DistEnv
+from nn_handler._state.logger_spec import LoggerSpec
+from nn_handler._state.run_state import RunState
 from nn_handler.callbacks import Callback, ProgressMonitor
 
 

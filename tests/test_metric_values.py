@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from models import TinyNet
-from nn_handler.adapters.epoch_stats import EpochStats
+from nn_handler.adapters.steps.epoch_stats import EpochStats
 
 from nn_handler import NNHandler
 

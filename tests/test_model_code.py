@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nn_handler import NNHandler
-from nn_handler._model_code import model_code
+from nn_handler._codecs.model_code import model_code
 
 MODEL_FILE = '''\
 """A user's model file."""

@@ -50,7 +50,7 @@ def test_console_scripts_are_declared():
     assert scripts["nn_handler_run"] == "nn_handler.launch:main"
     # The Lightning CLI, through the entry point that answers --help without importing Lightning
     # (after changing pyproject.toml: pip install -e . rewrites the installed metadata).
-    assert scripts["nn-handler"] == "nn_handler.adapters.cli_entry:main"
+    assert scripts["nn-handler"] == "nn_handler.adapters.config.entry:main"
 
 
 def test_slurm_defaults_for_a_multi_node_job():

@@ -29,7 +29,8 @@ from nn_handler.utils.transforms import Scaler
 
 # ---------------------------------------------------------------------- utils' names
 def test_utils_exports_the_originals_names_as_the_one_implementation():
-    from nn_handler import _devices, enums
+    from nn_handler import enums
+    from nn_handler._env import devices as _devices
     from nn_handler.utils import ddp
 
     for name in ("initialize_ddp", "on_rank", "parallelize_on_gpus", "parallel_on_all_devices"):

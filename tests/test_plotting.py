@@ -9,7 +9,7 @@ import torch
 from models import TinyNet, accuracy
 
 from nn_handler import NNHandler
-from nn_handler._plotting import plot_losses
+from nn_handler._ops.plotting import plot_losses
 from nn_handler.history import History
 
 matplotlib = pytest.importorskip("matplotlib")

@@ -8,10 +8,10 @@ import socket
 import pytest
 import torch
 import torch.distributed as dist
-from nn_handler.adapters import process_group
-from nn_handler.adapters.strategy import ensure_process_group
+from nn_handler.adapters.fit import process_group
+from nn_handler.adapters.fit.strategy import ensure_process_group
 
-from nn_handler._dist_env import DistEnv
+from nn_handler._env.dist_env import DistEnv
 
 ONE = DistEnv(True, 0, 0, 1, "torchrun", 1, 1, 0)  # a torchrun job of one process
 

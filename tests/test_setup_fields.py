@@ -21,7 +21,7 @@ from nn_handler.adapters.cli import HandlerCLIModule, NNHandlerCLI, setup_from_a
 from safety_parts import PlainSampler, StatefulCallback
 
 from nn_handler import VESDE, EarlyStopping, NNHandler
-from nn_handler._setup import Setup
+from nn_handler._state.setup import Setup
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "setup_v1"
@@ -109,7 +109,7 @@ def test_cli_module_takes_every_model_entry_a_config_can_hold():
     for sample in SAMPLES.values():
         if sample is not SAMPLES["compile_kwargs"] and sample is not SAMPLES["training"]:
             sample(h)
-    from nn_handler._config_values import Report
+    from nn_handler._codecs.config_values import Report
 
     keys = {k.split(".", 1)[1] for k in h.setup.to_config(Report()) if k.startswith("model.")}
     params = set(HandlerCLIModule.__init__.__code__.co_varnames) - {"self"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nn_handler._write_guard import WriteRoots
+    from nn_handler._env.write_guard import WriteRoots
     from nn_handler.handler import NNHandler
 
 __all__ = ["Callback", "HOOKS"]
@@ -39,7 +39,7 @@ class Callback:
         write_roots: ``None`` for a callback you construct: it writes where you say. A callback
             that ``NNHandler.load`` rebuilt from a file (no ``trust_checkpoint``) gets the
             checkpoint's folder and the working directory: the built-in writers check every path
-            when they write (``nn_handler._write_guard.checked_destination``) and refuse others.
+            when they write (``nn_handler._env.write_guard.checked_destination``) and refuse others.
     """
 
     # A class default, so that subclasses skipping Callback.__init__ have it too.

@@ -7,14 +7,7 @@ from typing import Any
 
 import torch
 
-from ._common import (
-    BestValue,
-    Monitor,
-    MonitoredValue,
-    bare_module,
-    is_rank_zero,
-    positive_int,
-)
+from ._common import BestValue, Monitor, MonitoredValue, bare_module, is_rank_zero, positive_int
 from .base import Callback
 
 __all__ = ["EarlyStopping"]

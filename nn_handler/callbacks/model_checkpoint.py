@@ -6,7 +6,7 @@ import os
 import warnings
 from typing import Any
 
-from .._write_guard import checked_destination
+from .._env.write_guard import checked_destination
 from ._common import Monitor, MonitoredValue, atomic_torch_save, bare_module, is_rank_zero
 from .base import Callback
 

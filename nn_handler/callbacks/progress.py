@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from .._epoch_summary import epoch_line
+from .._ops.epoch_summary import epoch_line
 from ._common import is_rank_zero
 from .base import Callback
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .._write_guard import DestinationRefused, checked_destination
+from .._env.write_guard import DestinationRefused, checked_destination
 from ._common import is_rank_zero
 from .base import Callback
 

@@ -1,7 +1,7 @@
 """``nn_handler.callbacks.visualisation`` of the original's module map: prediction visualizers
 (re-exports)."""
 
-from .._missing import missing_names
+from .._ops.missing import missing_names
 from .visualizers import BasePredictionVisualizer, ImagePredictionVisualizer
 
 __all__ = ["BasePredictionVisualizer", "ImagePredictionVisualizer"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from .._write_guard import checked_destination
+from .._env.write_guard import checked_destination
 from ._common import bare_module, is_rank_zero, positive_int
 from .base import Callback
 

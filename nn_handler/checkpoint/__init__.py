@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._atomic import atomic_save
+from .._env.atomic import atomic_save
 from ._multi import MANIFEST, is_multi_file, read_multi_file, write_multi_file
 from ._read import describe, is_handler_checkpoint
 from ._restore import (

@@ -22,10 +22,10 @@ import tempfile
 import uuid
 from typing import Any
 
-from .. import _storage
+from .._env import storage as _storage
+from .._env.atomic import _fsync_directory, _umask, atomic_save
+from .._env.tempfiles import remove_stale_temp_files, temp_prefix
 from . import _read
-from ._atomic import _fsync_directory, _umask, atomic_save
-from ._tempfiles import remove_stale_temp_files, temp_prefix
 
 __all__ = ["MANIFEST", "is_multi_file", "read_multi_file", "write_multi_file"]
 

@@ -15,14 +15,15 @@ from typing import Any
 
 import torch
 
-from .. import _storage
-from .._devices import resolve_device
-from .._run_state import RunState
-from .._safe_modules import loading_with
-from .._setup import ReadContext, Setup
+from .._codecs import refs as _refs
+from .._codecs.safe_modules import loading_with
+from .._env import storage as _storage
+from .._env.devices import resolve_device
+from .._state.run_state import RunState
+from .._state.setup import ReadContext, Setup
 from ..callbacks.base import Callback
 from ..enums import ModelType
-from . import _multi, _read, _refs
+from . import _multi, _read
 from ._rng import restore_rng as _restore_rng_states
 from ._state import caller_level
 from ._weights import load_weights
@@ -151,7 +152,7 @@ def _load_optimization_states(handler: Any, ckpt: dict[str, Any]) -> None:
 def _load_ema_and_scaler(
     state: RunState, module: torch.nn.Module, device: torch.device, ckpt: dict[str, Any]
 ) -> None:
-    from .._training import ensure_ema
+    from ..adapters.fit.run import ensure_ema
 
     decay = float(ckpt.get("ema_decay") or 0.0)
     ema_state = ckpt.get("ema_state_dict")

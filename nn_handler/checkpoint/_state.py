@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
-from .._run_state import RunState
-from .._runtime import Runtime
-from .._setup import Setup
+from .._codecs import refs as _refs
+from .._state.run_state import RunState
+from .._state.runtime import Runtime
+from .._state.setup import Setup
 from .._version import __version__
 from ..callbacks.base import Callback
-from . import _refs
 from ._rng import capture_rng, generator_state
 
 __all__ = ["FORMAT_VERSION", "handler_checkpoint", "lightning_keys", "full_checkpoint"]

@@ -1,7 +1,8 @@
 """``auto_save_epoch``: the AutoSaver's decision and write for one finished epoch.
 
-``NNHandler.train`` auto-saves through its Lightning callback (``adapters/autosaver.py``); this
-function applies the same rules for a script that runs its own epoch loop.
+``NNHandler.train`` auto-saves through its Lightning callback
+(``adapters/hooks/autosaver.py``); this function applies the same rules for a script that runs
+its own epoch loop.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._write_guard import checked_destination
-from ..adapters.autosaver import auto_save_name, should_auto_save
+from .._env.atomic import remove_quietly
+from .._env.write_guard import checked_destination
+from ..adapters.hooks.autosaver import auto_save_name, should_auto_save
 from ..checkpoint import atomic_save, handler_state
-from ..checkpoint._atomic import remove_quietly
 from ..utils.ddp import on_rank
 
 __all__ = ["auto_save_epoch"]
@@ -45,8 +46,8 @@ def auto_save_epoch(
     on rank 0, else ``None``.
 
     Raises:
-        nn_handler._write_guard.DestinationRefused: settings loaded from a checkpoint point outside
-            its folder and the working directory (after symlinks); nothing is written.
+        nn_handler._env.write_guard.DestinationRefused: settings loaded from a checkpoint point
+            outside its folder and the working directory (after symlinks); nothing is written.
     """
     epoch = _check_int("epoch", epoch, 0)
     total_epochs = _check_int("total_epochs", total_epochs, 1)

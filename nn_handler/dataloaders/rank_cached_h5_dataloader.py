@@ -62,7 +62,7 @@ def _rank_and_world() -> tuple[int, int]:
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    from .._dist_env import detect_distributed
+    from .._env.dist_env import detect_distributed
 
     env = detect_distributed(None)
     return env.rank, env.world_size

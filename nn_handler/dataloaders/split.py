@@ -7,7 +7,7 @@ import os
 import numpy as np
 import torch.distributed as dist
 
-from ..checkpoint._atomic import atomic_write
+from .._env.atomic import atomic_write
 from ..utils.ddp import _initialized, broadcast_if_ddp
 
 __all__ = ["make_train_val_indices"]

@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
-from .. import _runtime
-from .._component import Component
-from .._devices import resolve_device
-from .._inference import inference_model
-from .._run_state import RunState
-from .._runtime import Runtime
+from .._env.devices import resolve_device
+from .._ops.inference import inference_model
+from .._state import runtime as _runtime
+from .._state.component import Component
+from .._state.run_state import RunState
+from .._state.runtime import Runtime
 from ..sampler import Sampler
 from ._utils import as_args, time_vector
 from .likelihood import probability_flow_log_likelihood

@@ -1,8 +1,8 @@
 """``nn_handler.utils.ddp_helpers`` of the original's module map: reductions, broadcasts and
 per-rank loaders (re-exports)."""
 
-from .._data import _create_distributed_loader
-from .._missing import missing_names
+from .._ops.missing import missing_names
+from .._state.data import _create_distributed_loader
 from .ddp import aggregate_loss, aggregate_metrics, broadcast_data, broadcast_if_ddp
 
 __all__ = [

@@ -5,7 +5,7 @@ denoising score matching losses (whole images and patches), the patch helpers, a
 sampling through ``NNHandler.sample`` (``patch_size=``/``stride=`` for patch models).
 """
 
-from ..._missing import missing_names
+from ..._ops.missing import missing_names
 from ...generative import VESDE, VPSDE
 from .loss_fn import (
     denoising_score_matching,

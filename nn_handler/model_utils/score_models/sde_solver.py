@@ -5,7 +5,7 @@ handler, :func:`nn_handler.generative.sampling.reverse_sde_sample`). Importing a
 from here raises an ``ImportError`` that says so.
 """
 
-from ..._missing import missing_names
+from ..._ops.missing import missing_names
 
 __all__: list[str] = []
 
