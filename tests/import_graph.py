@@ -63,6 +63,17 @@ class Graph:
                         out[imp.importer].add(target)
         return out
 
+    def function_level(self) -> list[Import]:
+        """First-party imports inside functions, one per statement (``from a import b, c`` is
+        one), in source order."""
+        seen: set[tuple[str, int]] = set()
+        out = []
+        for imp in self.imports:
+            if imp.first_party and imp.level == "function" and (imp.importer, imp.line) not in seen:
+                seen.add((imp.importer, imp.line))
+                out.append(imp)
+        return out
+
 
 def _module_name(path: Path) -> str:
     rel = path.relative_to(ROOT).with_suffix("")
@@ -203,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             if imp.first_party:
                 print(f"{imp.importer}:{imp.line} -> {imp.target} [{imp.level}]")
         return 0
-    function_level = [i for i in graph.imports if i.first_party and i.level == "function"]
+    function_level = graph.function_level()
     engine_in_core = [
         i
         for i in graph.imports
