@@ -60,7 +60,7 @@ def test_a_teardown_that_hangs_ends_the_process_instead(tmp_path):
             import socket, time
             import torch, torch.distributed as dist
             from nn_handler._env.dist_env import DistEnv
-            from nn_handler.adapters import process_group
+            from nn_handler.adapters.fit import process_group
             from nn_handler.adapters.fit.strategy import ensure_process_group
 
             with socket.socket() as s:
