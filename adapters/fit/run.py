@@ -18,7 +18,8 @@ import torch
 from ..._env.dist_env import DistEnv
 from ..._state.run_state import RunState
 from ..._state.runtime import Runtime
-from ..._state.setup import Setup, TrainOptions, check_positive_int
+from ..._state.setup import Setup
+from ..._state.train_options import TrainOptions, check_positive_int
 
 __all__ = [
     "apply_loader_rng",

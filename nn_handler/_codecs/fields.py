@@ -20,9 +20,13 @@ from torch import nn
 from .._env.write_guard import roots_for_checkpoint
 from .._state.autosave import AutoSaveSettings, settings_for_resume, write_location_refused
 from .._state.component import Component, same_value
-from .._state.data import DataSlot
+from .._state.data import DataSlot, make_slot
 from .._state.loss import LossSpec
+from .._state.train_options import TrainOptions
+from ..callbacks.base import Callback
 from ..enums import DataLoaderType, ModelType
+from ..generative.sde import SDE
+from ..sampler import Sampler
 from . import config_values as cfg
 from . import refs as _refs
 from .paths import Kind, Unresolvable, import_path, resolve
@@ -58,12 +62,6 @@ def _is_sampler_class(obj: Any) -> bool:
     )
 
 
-def _callback_base() -> type:
-    from ..callbacks.base import Callback
-
-    return Callback
-
-
 KINDS = {
     "model": Kind("a valid model class (an nn.Module subclass)", _subclass(nn.Module)),
     "optimizer": Kind(
@@ -76,7 +74,7 @@ KINDS = {
     "sde": Kind("a valid SDE class (marginal_prob, sigma, prior)", _is_sde_class),
     "sampler": Kind("a valid sampler class (sample, save, load)", _is_sampler_class),
     # Only native callbacks are stored with their arguments; Lightning callbacks are named only.
-    "callback": Kind("an nn_handler callback class", _subclass(_callback_base)),
+    "callback": Kind("an nn_handler callback class", _subclass(Callback)),
 }
 
 
@@ -462,8 +460,6 @@ class MetricsCodec(Codec):
 
 # ------------------------------------------------------------------- callbacks
 def _is_native(cb: Any) -> bool:
-    from ..callbacks.base import Callback
-
     return isinstance(cb, Callback)
 
 
@@ -666,8 +662,6 @@ class TrainOptionsCodec(Codec):
         return {"training_options": options}
 
     def from_checkpoint(self, ckpt, ctx, values) -> Any:
-        from .._state.setup import TrainOptions
-
         stored = dict(ckpt.get("training_options") or {})
         known = {k: v for k, v in stored.items() if k in TrainOptions.__dataclass_fields__}
         try:
@@ -697,8 +691,6 @@ class TrainOptionsCodec(Codec):
         return out
 
     def from_config(self, args: dict[str, Any]) -> Any:
-        from .._state.setup import TrainOptions
-
         trainer = args.get("trainer")
         kwargs = {k: args[f"model.{k}"] for k in self._MODEL_KEYS if f"model.{k}" in args}
         if trainer is not None:
@@ -749,8 +741,6 @@ class DataCodec(Codec):
         return out
 
     def from_config(self, args: dict[str, Any]) -> DataSlot | None:
-        from .._state.data import make_slot
-
         dataset = args.get(f"data.{self.role}_dataset")
         if dataset is None:
             return None
@@ -836,9 +826,9 @@ CODECS: dict[str, Codec] = {
     "metrics": MetricsCodec(),
     "callbacks": CallbacksCodec(),
     "auto_save": AutoSaveCodec(),
-    "sde": ComponentCodec("sde", "model.sde", lambda: _sde_base(), "SDE", "Call set_sde(...)."),
+    "sde": ComponentCodec("sde", "model.sde", lambda: SDE, "SDE", "Call set_sde(...)."),
     "sampler": ComponentCodec(
-        "sampler", "model.sampler", lambda: _sampler_base(), "Sampler", "Call set_sampler(...)."
+        "sampler", "model.sampler", lambda: Sampler, "Sampler", "Call set_sampler(...)."
     ),
     "seed": PlainCodec("seed", "model.seed", from_plain=_seed),
     "training": TrainOptionsCodec(),
@@ -856,15 +846,3 @@ CODECS: dict[str, Codec] = {
     ),
     "device": DeviceCodec(),
 }
-
-
-def _sde_base() -> type:
-    from ..generative.sde import SDE
-
-    return SDE
-
-
-def _sampler_base() -> type:
-    from ..sampler import Sampler
-
-    return Sampler

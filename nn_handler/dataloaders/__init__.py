@@ -1,15 +1,35 @@
 """Datasets for HDF5 files: lazily read (:mod:`.h5_dataloader`) or cached per rank
 (:mod:`.rank_cached_h5_dataloader`). They need h5py: ``pip install nn-handler[h5]``. Also a
-reproducible train/validation split of indices (:mod:`.split`)."""
+reproducible train/validation split of indices (:mod:`.split`).
 
-from .h5_dataloader import H5LazyDataset, h5_worker_init_fn
-from .rank_cached_h5_dataloader import EpochShuffleSampler, RankMemCachedH5Dataset
-from .split import make_train_val_indices
+The public names are imported on first use (PEP 562 module ``__getattr__``), so that importing
+one submodule does not run the others.
+"""
 
-__all__ = [
-    "make_train_val_indices",
-    "H5LazyDataset",
-    "h5_worker_init_fn",
-    "RankMemCachedH5Dataset",
-    "EpochShuffleSampler",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> the submodule defining it (imported on first use, PEP 562)
+_EXPORTS: dict[str, str] = {
+    "make_train_val_indices": ".split",
+    "H5LazyDataset": ".h5_dataloader",
+    "h5_worker_init_fn": ".h5_dataloader",
+    "RankMemCachedH5Dataset": ".rank_cached_h5_dataloader",
+    "EpochShuffleSampler": ".rank_cached_h5_dataloader",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
