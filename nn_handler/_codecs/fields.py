@@ -3,22 +3,21 @@
 One codec per field, each with four sides: checkpoint entry, checkpoint reader, CLI config entry,
 CLI rebuild. A field that cannot appear on one side says why (``not_in_checkpoint`` /
 ``not_in_config``). Checkpoint readers decode through :mod:`nn_handler._codecs.refs`, the one
-place where the safe-loading rule lives.
+place where the safe-loading rule lives; what a decoded value may then do (run saved model code,
+call a function with the file's arguments, write files) is decided by
+:mod:`nn_handler._codecs.trust`.
 """
 
 from __future__ import annotations
 
 import inspect
-import textwrap
-import types
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._env.write_guard import roots_for_checkpoint
-from .._state.autosave import AutoSaveSettings, settings_for_resume, write_location_refused
+from .._state.autosave import AutoSaveSettings, settings_for_resume
 from .._state.component import Component, same_value
 from .._state.data import DataSlot, make_slot
 from .._state.loss import LossSpec
@@ -29,6 +28,7 @@ from ..generative.sde import SDE
 from ..sampler import Sampler
 from . import config_values as cfg
 from . import refs as _refs
+from . import trust as _trust
 from .paths import Kind, Unresolvable, import_path, resolve
 
 _OR_TRUST = ", or NNHandler.load(..., trust_checkpoint=True) if you trust this file"
@@ -226,28 +226,11 @@ class ModelCodec(ComponentCodec):
         if target is not None:
             return target
         if ctx.trust_model_code and ckpt.get("model_code"):
-            return _class_from_code(ckpt["model_code"], stored)
+            return _trust.class_from_code(ckpt["model_code"], stored)
         raise ValueError(
             f"Cannot rebuild the model: {reason}. Pass the class: NNHandler.load(path, "
             "model_class=YourModel)."
         )
-
-
-def _class_from_code(code: str, stored: Any) -> type:
-    """Execute saved model source (only with ``trust_model_code=True``) and take its class."""
-    namespace = types.ModuleType("nn_handler_saved_model_code")
-    namespace.__dict__.update(torch=torch, nn=nn, F=torch.nn.functional)
-    exec(compile(textwrap.dedent(code), "<saved model code>", "exec"), namespace.__dict__)  # noqa: S102 - opt-in
-    name = str(stored).rpartition(":")[2].rpartition(".")[2] if stored else None
-    classes = [
-        v
-        for v in vars(namespace).values()
-        if inspect.isclass(v) and issubclass(v, nn.Module) and v.__module__ == namespace.__name__
-    ]
-    for cls in classes:
-        if name is None or cls.__name__ == name:
-            return cls
-    raise ValueError("The saved model code defines no nn.Module class.")
 
 
 class SchedulerCodec(ComponentCodec):
@@ -329,15 +312,6 @@ class DeviceCodec(PlainCodec):
 
 
 # ------------------------------------------------------------------------ loss
-# Loss functions a file may pass its own arguments to: torch's (tensors in, tensor out).
-_LOSS_MODULES = ("torch.nn.functional",)
-
-
-def _known_loss(fn: Any) -> bool:
-    """A loss module (built from a kind-checked class) or a function of :data:`_LOSS_MODULES`."""
-    return isinstance(fn, nn.Module) or getattr(fn, "__module__", None) in _LOSS_MODULES
-
-
 class LossCodec(Codec):
     def to_checkpoint(self, value: LossSpec | None, problems: list[str]) -> dict[str, Any]:
         if value is None:
@@ -359,13 +333,8 @@ class LossCodec(Codec):
             kwargs = _refs.decode_kwargs(ckpt.get("loss_fn_kwargs"), "loss_fn_kwargs", ctx.trust)
             if fn is None and ckpt.get("loss_fn") is not None:
                 fn = _refs.decode_callable(ckpt["loss_fn"], "loss_fn", ctx.trust)
-                if kwargs and not ctx.trust and not _known_loss(fn):
-                    # A function and its arguments, both chosen by the file: a partial.
-                    raise Unresolvable(
-                        f"the file names the function {getattr(fn, '__module__', '?')}."
-                        f"{getattr(fn, '__qualname__', fn)} and the arguments "
-                        f"{sorted(kwargs)} to call it with; trust_checkpoint=True rebuilds it"
-                    )
+                # A function and its arguments, both chosen by the file: a partial.
+                _trust.check_loss_arguments(fn, kwargs, ctx.trust)
         except Unresolvable as err:
             ctx.warn(f"Loss not restored: {err}. Pass loss_fn= to load or call set_loss_fn(...).")
             return None
@@ -517,11 +486,10 @@ class CallbacksCodec(Codec):
                         raise Unresolvable("no class stored")
                     kwargs = _refs.decode_kwargs(init.get(key), key, ctx.trust)
                     if not ctx.trust:
-                        _check_write_locations(kwargs, ctx.file)
+                        _trust.check_write_locations(kwargs, ctx.file)
                     cb = _build_callback(cls, kwargs)
                     if not ctx.trust and _is_native(cb):
-                        # Checked again at each write, after formatting and expansion.
-                        cb.write_roots = roots_for_checkpoint(ctx.file)
+                        _trust.confine_writes(cb, ctx.file)
             except (Unresolvable, TypeError) as err:
                 unmatched.append(f"{key} ({err})")
                 continue
@@ -569,22 +537,6 @@ class CallbacksCodec(Codec):
         return len(native_a) == len(native_b) and all(
             _same_callable(x, y) for x, y in zip(native_a, native_b)
         )
-
-
-# Callback arguments that name where the callback writes.
-_PATH_ARGUMENTS = ("filepath", "log_dir", "save_dir")
-
-
-def _check_write_locations(kwargs: dict[str, Any], checkpoint_file: str) -> None:
-    """A callback rebuilt from a file writes only where a loaded auto-save may."""
-    for name in _PATH_ARGUMENTS:
-        value = kwargs.get(name)
-        if isinstance(value, str):
-            refused = write_location_refused(value, checkpoint_file)
-            if refused:
-                raise Unresolvable(
-                    f"its {name} {refused}; pass the callback to load or use trust_checkpoint=True"
-                )
 
 
 def _build_callback(cls: type, kwargs: dict[str, Any]) -> Any:
