@@ -5,6 +5,8 @@
 - The core (everything but ``nn_handler.adapters``) imports neither Lightning nor the adapters at
   module level: the engine is reached only through the delayed imports listed below.
 - A first-party import inside a function is listed in ``DEFERRED`` with the reason it waits.
+- The leaf modules (``LEAVES``: what everything uses) import nothing else of the package but
+  other leaves, at any level, so importing one never runs the rest of the package.
 """
 
 from __future__ import annotations
@@ -17,6 +19,50 @@ from import_graph import ENGINE, cycles, is_core, read_graph
 DEFERRED: dict[tuple[str, str], str] = {}
 
 MAX_DEFERRED = 25
+
+# The standalone modules everything uses: encoding and decoding references, config values, paths,
+# atomic writes and temporary files, storage, the format constants. Each imports only other
+# leaves (module, function or type level). The packages above them are leaves too: importing a
+# leaf runs their ``__init__``, which therefore imports no other module (PEP 562 tables).
+LEAVES: frozenset[str] = frozenset(
+    {
+        # packages run by importing a leaf
+        "nn_handler",
+        "nn_handler._version",
+        "nn_handler.callbacks",
+        "nn_handler._codecs",
+        "nn_handler._env",
+        "nn_handler._state",
+        "nn_handler.checkpoint",
+        # codecs: references, import paths, config values, the trust rules, model source
+        "nn_handler._codecs.refs",
+        "nn_handler._codecs.paths",
+        "nn_handler._codecs.safe_modules",
+        "nn_handler._codecs.config_values",
+        "nn_handler._codecs.trust",
+        "nn_handler._codecs.model_code",
+        # environment: files, storage, processes, devices, warnings
+        "nn_handler._env.atomic",
+        "nn_handler._env.tempfiles",
+        "nn_handler._env.storage",
+        "nn_handler._env.write_guard",
+        "nn_handler._env.user_warnings",
+        "nn_handler._env.dist_env",
+        "nn_handler._env.devices",
+        "nn_handler._env.slurm_hosts",
+        "nn_handler._env.seeding",
+        # the value objects the codecs read
+        "nn_handler._state.placeholders",
+        "nn_handler._state.component",
+        "nn_handler._state.autosave",
+        "nn_handler.enums",
+        # the checkpoint format's constants and its file-level checks
+        "nn_handler.checkpoint._format",
+        "nn_handler.checkpoint._scan",
+        "nn_handler.checkpoint._rng",
+        "nn_handler.checkpoint._loadable",
+    }
+)
 
 GRAPH = read_graph()
 
@@ -57,6 +103,22 @@ def test_every_first_party_import_inside_a_function_is_listed():
 def test_each_listed_deferral_exists_and_says_why(key):
     assert any((i.importer, i.target) == key for i in GRAPH.function_level()), "stale entry"
     assert len(DEFERRED[key]) > 15
+
+
+def test_every_leaf_exists():
+    assert sorted(LEAVES - set(GRAPH.modules)) == []
+
+
+def test_a_leaf_imports_only_leaves():
+    """At any level, type-only included: a leaf's import of ``a.b.c`` runs ``a`` and ``a.b``
+    too, so every one of them must be a leaf."""
+    edges = GRAPH.edges(levels=("module", "function", "type"))
+    offending = [
+        f"{leaf} imports {target}"
+        for leaf in sorted(LEAVES & set(edges))
+        for target in sorted(edges[leaf] - LEAVES)
+    ]
+    assert offending == []
 
 
 def test_the_checks_see_a_cycle_a_deferred_import_and_a_type_only_import(tmp_path):
