@@ -165,7 +165,7 @@ def checkpoint_builder(
 ) -> Callable[[Any], dict[str, Any]]:
     """``trainer -> handler checkpoint entries``, for savers that run inside a fit (picklable,
     for spawned workers)."""
-    from ...checkpoint import handler_checkpoint
+    from ...checkpoint._state import handler_checkpoint
 
     return functools.partial(handler_checkpoint, setup, state, runtime)
 

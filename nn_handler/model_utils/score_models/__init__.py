@@ -6,7 +6,7 @@ sampling through ``NNHandler.sample`` (``patch_size=``/``stride=`` for patch mod
 """
 
 from ..._ops.missing import missing_names
-from ...generative import VESDE, VPSDE
+from ...generative.sde import VESDE, VPSDE
 from .loss_fn import (
     denoising_score_matching,
     denoising_score_matching_loss,
