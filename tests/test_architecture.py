@@ -142,3 +142,19 @@ def test_the_checks_see_a_cycle_a_deferred_import_and_a_type_only_import(tmp_pat
         ("nn_handler.handler", "type"),
         ("nn_handler.adapters.fit.run", "function"),
     }
+
+
+def test_the_graph_sees_through_a_lazy_package(tmp_path):
+    """``from pkg import Name`` where ``pkg`` resolves names on first use (PEP 562 ``_EXPORTS``)
+    imports the module the table names: a cycle cannot hide behind the table."""
+    from import_graph import _imports_of, lazy_exports
+
+    init = tmp_path / "__init__.py"
+    init.write_text('_EXPORTS: dict[str, str] = {"Thing": ".impl", "far": ".._other.mod"}\n')
+    table = lazy_exports("nn_handler.pkg", init)
+    assert table == {"Thing": "nn_handler.pkg.impl", "far": "nn_handler._other.mod"}
+    user = tmp_path / "user.py"
+    user.write_text("from nn_handler.pkg import Thing, missing\n")
+    modules = {"nn_handler.pkg": init, "nn_handler.pkg.impl": init, "nn_handler.user": user}
+    found = _imports_of("nn_handler.user", user, modules, {"nn_handler.pkg": table})
+    assert [i.target for i in found] == ["nn_handler.pkg.impl", "nn_handler.pkg"]
