@@ -22,9 +22,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelSummary
 from lightning.pytorch.cli import LightningCLI, LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from .._env.atomic import atomic_save
 from .._state.setup import Setup
 from ..callbacks.base import Callback
-from ..checkpoint import atomic_save
 from ..generative.sde import SDE
 from ..sampler import Sampler
 from .config.errors import ConciseArgumentParser, exit_on_key_problems

@@ -33,9 +33,12 @@ from ._state.loss import LossSpec
 from ._state.metrics import check_metric
 from ._state.run_state import RunState
 from ._state.runtime import Runtime, build_model, build_optimizer, build_scheduler
-from ._state.setup import Setup, TrainOptions
+from ._state.setup import Setup
+from ._state.train_options import TrainOptions
 from .adapters.fit import run as _training
 from .callbacks.base import Callback
+from .checkpoint import _restore as _checkpoint_read
+from .checkpoint import _save as _checkpoint_write
 from .enums import DataLoaderType, LoggingMode, ModelType
 from .generative import handler_ops as _generative
 
@@ -677,17 +680,16 @@ class NNHandler:
 
         ``single_file=False``: ``path`` is a directory with one file per checkpoint key.
         """
-        from .checkpoint import save_handler, save_handler_files
-
         if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
             raise TypeError(f"save needs a file path, got {type(path).__name__}.")
-        (save_handler if single_file else save_handler_files)(self, path)
+        if single_file:
+            _checkpoint_write.save_handler(self, path)
+        else:
+            _checkpoint_write.save_handler_files(self, path)
 
     def get_state_dict(self) -> dict[str, Any]:
         """The complete state :meth:`save` writes, as a dict (``torch.load``-safe values)."""
-        from .checkpoint import handler_state
-
-        return handler_state(self)
+        return _checkpoint_write.handler_state(self)
 
     @classmethod
     def load(
@@ -714,9 +716,7 @@ class NNHandler:
         to the constructor.
         See docs/checkpointing.md.
         """
-        from .checkpoint import load_handler
-
-        return load_handler(
+        return _checkpoint_read.load_handler(
             cls,
             path,
             device=device,
@@ -742,9 +742,7 @@ class NNHandler:
     ) -> NNHandler:
         """A new handler for ``model_class(**model_kwargs)`` with weights only, read from an
         NNHandler checkpoint, a Lightning checkpoint or a bare ``state_dict``."""
-        from .checkpoint import initialize_from_checkpoint
-
-        return initialize_from_checkpoint(
+        return _checkpoint_read.initialize_from_checkpoint(
             cls,
             checkpoint_path,
             model_class,

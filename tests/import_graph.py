@@ -8,7 +8,9 @@ Usage::
 
 ``adapters/`` is read as ``nn_handler.adapters`` (how it is installed). An edge to ``a.b.c`` also
 counts ``a.b`` and ``a`` (importing a module runs its packages' ``__init__``). Imports under
-``if TYPE_CHECKING:`` are type-only: listed, never part of a cycle. ``tests/test_architecture.py``
+``if TYPE_CHECKING:`` are type-only: listed, never part of a cycle. A package that imports its
+public names on first use (a PEP 562 ``_EXPORTS`` table, name -> defining submodule) is seen
+through: ``from pkg import name`` imports the module the table names. ``tests/test_architecture.py``
 holds the rules this graph must keep.
 """
 
@@ -111,8 +113,46 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Import]:
+def _relative(package: str, target: str) -> str:
+    """``target`` (``".sub"``, ``"..other.mod"``) as a dotted name, relative to ``package``."""
+    level = len(target) - len(target.lstrip("."))
+    if not level:
+        return target
+    base = package.split(".")
+    base = base[: len(base) - (level - 1)]
+    rest = target[level:]
+    return ".".join(base + ([rest] if rest else []))
+
+
+def lazy_exports(package: str, path: Path) -> dict[str, str]:
+    """A package's ``_EXPORTS`` table (public name -> defining module), resolved; empty if none.
+    Only string keys and values written in the literal are read (``**`` spreads are skipped)."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        value = getattr(node, "value", None)
+        if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and isinstance(
+            value, ast.Dict
+        ):
+            return {
+                k.value: _relative(package, v.value)
+                for k, v in zip(value.keys, value.values)
+                if isinstance(k, ast.Constant)
+                and isinstance(k.value, str)
+                and isinstance(v, ast.Constant)
+                and isinstance(v.value, str)
+            }
+    return {}
+
+
+def _imports_of(
+    module: str,
+    path: Path,
+    modules: dict[str, Path],
+    exports: dict[str, dict[str, str]] | None = None,
+) -> list[Import]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    exports = exports or {}
     is_package = path.name == "__init__.py"
     found: list[Import] = []
 
@@ -128,8 +168,11 @@ def _imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Impor
             base = _resolve(module, is_package, node)
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                # ``from pkg import sub`` imports the submodule when one exists by that name.
-                add(sub if sub in modules else base, node.lineno, level)
+                # ``from pkg import sub`` imports the submodule when one exists by that name, and
+                # the defining module when a lazy package's table names one.
+                if sub not in modules:
+                    sub = exports.get(base, {}).get(alias.name, base)
+                add(sub, node.lineno, level)
         elif isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.body:
                 visit(child, "type")
@@ -148,7 +191,14 @@ def _imports_of(module: str, path: Path, modules: dict[str, Path]) -> list[Impor
 def read_graph() -> Graph:
     """The whole package's imports."""
     modules = source_files()
-    imports = [imp for name, path in modules.items() for imp in _imports_of(name, path, modules)]
+    exports = {
+        name: table
+        for name, path in modules.items()
+        if path.name == "__init__.py" and (table := lazy_exports(name, path))
+    }
+    imports = [
+        imp for name, path in modules.items() for imp in _imports_of(name, path, modules, exports)
+    ]
     return Graph(modules, imports)
 
 

@@ -544,6 +544,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         bug="a checkpoint imports any module it names (its top-level code runs)",
     ),
     Mutation(
+        name="loss-partial-untrusted",
+        file="nn_handler/_codecs/trust.py",
+        edits=(("    if kwargs and not trust and not _known_loss(fn):", "    if False:"),),
+        tests=(
+            "tests/test_checkpoint_safety.py::"
+            "test_a_file_chosen_loss_function_gets_no_file_chosen_arguments",
+        ),
+        bug="a file names a function and the arguments to call it with: the partial is rebuilt",
+    ),
+    Mutation(
+        name="rebuilt-callback-unconfined",
+        file="nn_handler/_codecs/trust.py",
+        edits=(
+            ("    callback.write_roots = roots_for_checkpoint(checkpoint_file)", "    pass"),
+            (
+                "            if refused:\n                raise Unresolvable(",
+                "            if False:\n                raise Unresolvable(",
+            ),
+        ),
+        tests=(
+            "tests/test_checkpoint_destinations.py::"
+            "test_row2_home_variables_and_symlinks_are_resolved_before_writing",
+        ),
+        bug="a callback rebuilt from a file writes where the file says (outside its folders)",
+    ),
+    Mutation(
         name="zip-inflation-unchecked",
         file="nn_handler/checkpoint/_scan.py",
         edits=(

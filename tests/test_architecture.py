@@ -5,6 +5,8 @@
 - The core (everything but ``nn_handler.adapters``) imports neither Lightning nor the adapters at
   module level: the engine is reached only through the delayed imports listed below.
 - A first-party import inside a function is listed in ``DEFERRED`` with the reason it waits.
+- The leaf modules (``LEAVES``: what everything uses) import nothing else of the package but
+  other leaves, at any level, so importing one never runs the rest of the package.
 """
 
 from __future__ import annotations
@@ -17,6 +19,50 @@ from import_graph import ENGINE, cycles, is_core, read_graph
 DEFERRED: dict[tuple[str, str], str] = {}
 
 MAX_DEFERRED = 25
+
+# The standalone modules everything uses: encoding and decoding references, config values, paths,
+# atomic writes and temporary files, storage, the format constants. Each imports only other
+# leaves (module, function or type level). The packages above them are leaves too: importing a
+# leaf runs their ``__init__``, which therefore imports no other module (PEP 562 tables).
+LEAVES: frozenset[str] = frozenset(
+    {
+        # packages run by importing a leaf
+        "nn_handler",
+        "nn_handler._version",
+        "nn_handler.callbacks",
+        "nn_handler._codecs",
+        "nn_handler._env",
+        "nn_handler._state",
+        "nn_handler.checkpoint",
+        # codecs: references, import paths, config values, the trust rules, model source
+        "nn_handler._codecs.refs",
+        "nn_handler._codecs.paths",
+        "nn_handler._codecs.safe_modules",
+        "nn_handler._codecs.config_values",
+        "nn_handler._codecs.trust",
+        "nn_handler._codecs.model_code",
+        # environment: files, storage, processes, devices, warnings
+        "nn_handler._env.atomic",
+        "nn_handler._env.tempfiles",
+        "nn_handler._env.storage",
+        "nn_handler._env.write_guard",
+        "nn_handler._env.user_warnings",
+        "nn_handler._env.dist_env",
+        "nn_handler._env.devices",
+        "nn_handler._env.slurm_hosts",
+        "nn_handler._env.seeding",
+        # the value objects the codecs read
+        "nn_handler._state.placeholders",
+        "nn_handler._state.component",
+        "nn_handler._state.autosave",
+        "nn_handler.enums",
+        # the checkpoint format's constants and its file-level checks
+        "nn_handler.checkpoint._format",
+        "nn_handler.checkpoint._scan",
+        "nn_handler.checkpoint._rng",
+        "nn_handler.checkpoint._loadable",
+    }
+)
 
 GRAPH = read_graph()
 
@@ -59,6 +105,22 @@ def test_each_listed_deferral_exists_and_says_why(key):
     assert len(DEFERRED[key]) > 15
 
 
+def test_every_leaf_exists():
+    assert sorted(LEAVES - set(GRAPH.modules)) == []
+
+
+def test_a_leaf_imports_only_leaves():
+    """At any level, type-only included: a leaf's import of ``a.b.c`` runs ``a`` and ``a.b``
+    too, so every one of them must be a leaf."""
+    edges = GRAPH.edges(levels=("module", "function", "type"))
+    offending = [
+        f"{leaf} imports {target}"
+        for leaf in sorted(LEAVES & set(edges))
+        for target in sorted(edges[leaf] - LEAVES)
+    ]
+    assert offending == []
+
+
 def test_the_checks_see_a_cycle_a_deferred_import_and_a_type_only_import(tmp_path):
     """The reader itself: a cycle through a function-level import is a cycle; a TYPE_CHECKING
     import is not."""
@@ -80,3 +142,19 @@ def test_the_checks_see_a_cycle_a_deferred_import_and_a_type_only_import(tmp_pat
         ("nn_handler.handler", "type"),
         ("nn_handler.adapters.fit.run", "function"),
     }
+
+
+def test_the_graph_sees_through_a_lazy_package(tmp_path):
+    """``from pkg import Name`` where ``pkg`` resolves names on first use (PEP 562 ``_EXPORTS``)
+    imports the module the table names: a cycle cannot hide behind the table."""
+    from import_graph import _imports_of, lazy_exports
+
+    init = tmp_path / "__init__.py"
+    init.write_text('_EXPORTS: dict[str, str] = {"Thing": ".impl", "far": ".._other.mod"}\n')
+    table = lazy_exports("nn_handler.pkg", init)
+    assert table == {"Thing": "nn_handler.pkg.impl", "far": "nn_handler._other.mod"}
+    user = tmp_path / "user.py"
+    user.write_text("from nn_handler.pkg import Thing, missing\n")
+    modules = {"nn_handler.pkg": init, "nn_handler.pkg.impl": init, "nn_handler.user": user}
+    found = _imports_of("nn_handler.user", user, modules, {"nn_handler.pkg": table})
+    assert [i.target for i in found] == ["nn_handler.pkg.impl", "nn_handler.pkg"]

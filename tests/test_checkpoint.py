@@ -530,7 +530,7 @@ def test_dropout_model_predictions_identical_after_reload(cls_data):
 
 
 def test_only_rank_zero_writes_and_every_rank_waits(monkeypatch):
-    import nn_handler.checkpoint as ckpt_mod
+    import nn_handler.checkpoint._save as ckpt_mod
 
     h = NNHandler(TinyNet)
     calls = []

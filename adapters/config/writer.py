@@ -20,7 +20,8 @@ import yaml
 from ..._codecs.config_values import ConfigExportError, Report
 from ..._env.atomic import atomic_write
 from ..._state.runtime import Runtime
-from ..._state.setup import Setup, TrainOptions
+from ..._state.setup import Setup
+from ..._state.train_options import TrainOptions
 from ..fit.trainer_factory import accelerator_for, check_trainer_kwargs
 
 __all__ = ["ConfigExportError", "build_config", "write_config"]

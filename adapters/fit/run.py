@@ -18,7 +18,8 @@ import torch
 from ..._env.dist_env import DistEnv
 from ..._state.run_state import RunState
 from ..._state.runtime import Runtime
-from ..._state.setup import Setup, TrainOptions, check_positive_int
+from ..._state.setup import Setup
+from ..._state.train_options import TrainOptions, check_positive_int
 
 __all__ = [
     "apply_loader_rng",
@@ -164,7 +165,7 @@ def checkpoint_builder(
 ) -> Callable[[Any], dict[str, Any]]:
     """``trainer -> handler checkpoint entries``, for savers that run inside a fit (picklable,
     for spawned workers)."""
-    from ...checkpoint import handler_checkpoint
+    from ...checkpoint._state import handler_checkpoint
 
     return functools.partial(handler_checkpoint, setup, state, runtime)
 

@@ -12,12 +12,11 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from ..._env.atomic import remove_quietly
+from ..._env.atomic import atomic_save, remove_quietly
 from ..._env.storage import makedirs
 from ..._env.write_guard import DestinationRefused, checked_destination
 from ..._state.autosave import AutoSaveSettings
 from ..._state.run_state import SaverBookkeeping
-from ...checkpoint import atomic_save
 from ..fit.trainer_factory import mirror_step_counters
 from ..steps.batch_hooks import PerBatchHooks
 

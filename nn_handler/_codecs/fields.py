@@ -3,28 +3,32 @@
 One codec per field, each with four sides: checkpoint entry, checkpoint reader, CLI config entry,
 CLI rebuild. A field that cannot appear on one side says why (``not_in_checkpoint`` /
 ``not_in_config``). Checkpoint readers decode through :mod:`nn_handler._codecs.refs`, the one
-place where the safe-loading rule lives.
+place where the safe-loading rule lives; what a decoded value may then do (run saved model code,
+call a function with the file's arguments, write files) is decided by
+:mod:`nn_handler._codecs.trust`.
 """
 
 from __future__ import annotations
 
 import inspect
-import textwrap
-import types
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._env.write_guard import roots_for_checkpoint
-from .._state.autosave import AutoSaveSettings, settings_for_resume, write_location_refused
+from .._state.autosave import AutoSaveSettings, settings_for_resume
 from .._state.component import Component, same_value
-from .._state.data import DataSlot
+from .._state.data import DataSlot, make_slot
 from .._state.loss import LossSpec
+from .._state.train_options import TrainOptions
+from ..callbacks.base import Callback
 from ..enums import DataLoaderType, ModelType
+from ..generative.sde import SDE
+from ..sampler import Sampler
 from . import config_values as cfg
 from . import refs as _refs
+from . import trust as _trust
 from .paths import Kind, Unresolvable, import_path, resolve
 
 _OR_TRUST = ", or NNHandler.load(..., trust_checkpoint=True) if you trust this file"
@@ -58,12 +62,6 @@ def _is_sampler_class(obj: Any) -> bool:
     )
 
 
-def _callback_base() -> type:
-    from ..callbacks.base import Callback
-
-    return Callback
-
-
 KINDS = {
     "model": Kind("a valid model class (an nn.Module subclass)", _subclass(nn.Module)),
     "optimizer": Kind(
@@ -76,7 +74,7 @@ KINDS = {
     "sde": Kind("a valid SDE class (marginal_prob, sigma, prior)", _is_sde_class),
     "sampler": Kind("a valid sampler class (sample, save, load)", _is_sampler_class),
     # Only native callbacks are stored with their arguments; Lightning callbacks are named only.
-    "callback": Kind("an nn_handler callback class", _subclass(_callback_base)),
+    "callback": Kind("an nn_handler callback class", _subclass(Callback)),
 }
 
 
@@ -228,28 +226,11 @@ class ModelCodec(ComponentCodec):
         if target is not None:
             return target
         if ctx.trust_model_code and ckpt.get("model_code"):
-            return _class_from_code(ckpt["model_code"], stored)
+            return _trust.class_from_code(ckpt["model_code"], stored)
         raise ValueError(
             f"Cannot rebuild the model: {reason}. Pass the class: NNHandler.load(path, "
             "model_class=YourModel)."
         )
-
-
-def _class_from_code(code: str, stored: Any) -> type:
-    """Execute saved model source (only with ``trust_model_code=True``) and take its class."""
-    namespace = types.ModuleType("nn_handler_saved_model_code")
-    namespace.__dict__.update(torch=torch, nn=nn, F=torch.nn.functional)
-    exec(compile(textwrap.dedent(code), "<saved model code>", "exec"), namespace.__dict__)  # noqa: S102 - opt-in
-    name = str(stored).rpartition(":")[2].rpartition(".")[2] if stored else None
-    classes = [
-        v
-        for v in vars(namespace).values()
-        if inspect.isclass(v) and issubclass(v, nn.Module) and v.__module__ == namespace.__name__
-    ]
-    for cls in classes:
-        if name is None or cls.__name__ == name:
-            return cls
-    raise ValueError("The saved model code defines no nn.Module class.")
 
 
 class SchedulerCodec(ComponentCodec):
@@ -331,15 +312,6 @@ class DeviceCodec(PlainCodec):
 
 
 # ------------------------------------------------------------------------ loss
-# Loss functions a file may pass its own arguments to: torch's (tensors in, tensor out).
-_LOSS_MODULES = ("torch.nn.functional",)
-
-
-def _known_loss(fn: Any) -> bool:
-    """A loss module (built from a kind-checked class) or a function of :data:`_LOSS_MODULES`."""
-    return isinstance(fn, nn.Module) or getattr(fn, "__module__", None) in _LOSS_MODULES
-
-
 class LossCodec(Codec):
     def to_checkpoint(self, value: LossSpec | None, problems: list[str]) -> dict[str, Any]:
         if value is None:
@@ -361,13 +333,8 @@ class LossCodec(Codec):
             kwargs = _refs.decode_kwargs(ckpt.get("loss_fn_kwargs"), "loss_fn_kwargs", ctx.trust)
             if fn is None and ckpt.get("loss_fn") is not None:
                 fn = _refs.decode_callable(ckpt["loss_fn"], "loss_fn", ctx.trust)
-                if kwargs and not ctx.trust and not _known_loss(fn):
-                    # A function and its arguments, both chosen by the file: a partial.
-                    raise Unresolvable(
-                        f"the file names the function {getattr(fn, '__module__', '?')}."
-                        f"{getattr(fn, '__qualname__', fn)} and the arguments "
-                        f"{sorted(kwargs)} to call it with; trust_checkpoint=True rebuilds it"
-                    )
+                # A function and its arguments, both chosen by the file: a partial.
+                _trust.check_loss_arguments(fn, kwargs, ctx.trust)
         except Unresolvable as err:
             ctx.warn(f"Loss not restored: {err}. Pass loss_fn= to load or call set_loss_fn(...).")
             return None
@@ -462,8 +429,6 @@ class MetricsCodec(Codec):
 
 # ------------------------------------------------------------------- callbacks
 def _is_native(cb: Any) -> bool:
-    from ..callbacks.base import Callback
-
     return isinstance(cb, Callback)
 
 
@@ -521,11 +486,10 @@ class CallbacksCodec(Codec):
                         raise Unresolvable("no class stored")
                     kwargs = _refs.decode_kwargs(init.get(key), key, ctx.trust)
                     if not ctx.trust:
-                        _check_write_locations(kwargs, ctx.file)
+                        _trust.check_write_locations(kwargs, ctx.file)
                     cb = _build_callback(cls, kwargs)
                     if not ctx.trust and _is_native(cb):
-                        # Checked again at each write, after formatting and expansion.
-                        cb.write_roots = roots_for_checkpoint(ctx.file)
+                        _trust.confine_writes(cb, ctx.file)
             except (Unresolvable, TypeError) as err:
                 unmatched.append(f"{key} ({err})")
                 continue
@@ -573,22 +537,6 @@ class CallbacksCodec(Codec):
         return len(native_a) == len(native_b) and all(
             _same_callable(x, y) for x, y in zip(native_a, native_b)
         )
-
-
-# Callback arguments that name where the callback writes.
-_PATH_ARGUMENTS = ("filepath", "log_dir", "save_dir")
-
-
-def _check_write_locations(kwargs: dict[str, Any], checkpoint_file: str) -> None:
-    """A callback rebuilt from a file writes only where a loaded auto-save may."""
-    for name in _PATH_ARGUMENTS:
-        value = kwargs.get(name)
-        if isinstance(value, str):
-            refused = write_location_refused(value, checkpoint_file)
-            if refused:
-                raise Unresolvable(
-                    f"its {name} {refused}; pass the callback to load or use trust_checkpoint=True"
-                )
 
 
 def _build_callback(cls: type, kwargs: dict[str, Any]) -> Any:
@@ -666,8 +614,6 @@ class TrainOptionsCodec(Codec):
         return {"training_options": options}
 
     def from_checkpoint(self, ckpt, ctx, values) -> Any:
-        from .._state.setup import TrainOptions
-
         stored = dict(ckpt.get("training_options") or {})
         known = {k: v for k, v in stored.items() if k in TrainOptions.__dataclass_fields__}
         try:
@@ -697,8 +643,6 @@ class TrainOptionsCodec(Codec):
         return out
 
     def from_config(self, args: dict[str, Any]) -> Any:
-        from .._state.setup import TrainOptions
-
         trainer = args.get("trainer")
         kwargs = {k: args[f"model.{k}"] for k in self._MODEL_KEYS if f"model.{k}" in args}
         if trainer is not None:
@@ -749,8 +693,6 @@ class DataCodec(Codec):
         return out
 
     def from_config(self, args: dict[str, Any]) -> DataSlot | None:
-        from .._state.data import make_slot
-
         dataset = args.get(f"data.{self.role}_dataset")
         if dataset is None:
             return None
@@ -836,9 +778,9 @@ CODECS: dict[str, Codec] = {
     "metrics": MetricsCodec(),
     "callbacks": CallbacksCodec(),
     "auto_save": AutoSaveCodec(),
-    "sde": ComponentCodec("sde", "model.sde", lambda: _sde_base(), "SDE", "Call set_sde(...)."),
+    "sde": ComponentCodec("sde", "model.sde", lambda: SDE, "SDE", "Call set_sde(...)."),
     "sampler": ComponentCodec(
-        "sampler", "model.sampler", lambda: _sampler_base(), "Sampler", "Call set_sampler(...)."
+        "sampler", "model.sampler", lambda: Sampler, "Sampler", "Call set_sampler(...)."
     ),
     "seed": PlainCodec("seed", "model.seed", from_plain=_seed),
     "training": TrainOptionsCodec(),
@@ -856,15 +798,3 @@ CODECS: dict[str, Codec] = {
     ),
     "device": DeviceCodec(),
 }
-
-
-def _sde_base() -> type:
-    from ..generative.sde import SDE
-
-    return SDE
-
-
-def _sampler_base() -> type:
-    from ..sampler import Sampler
-
-    return Sampler

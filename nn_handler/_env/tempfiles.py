@@ -24,6 +24,8 @@ import socket
 import stat
 import time
 
+from ..checkpoint._format import MANIFEST
+
 __all__ = ["STALE_AFTER_S", "temp_prefix", "remove_stale_temp_files"]
 
 #: A temporary file untouched for this long is abandoned, whoever wrote it.
@@ -97,8 +99,6 @@ def remove_stale_temp_files(directory: str) -> list[str]:
 def _staging_mtime(directory: str) -> float | None:
     """The newest modification time in a multi-file save's staging directory, or ``None`` when
     ``directory`` holds anything such a save does not write (then it is not ours)."""
-    from ..checkpoint._multi import MANIFEST
-
     try:
         newest = os.lstat(directory).st_mtime
         for entry in os.scandir(directory):

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from .._env.atomic import atomic_save
+
 __all__ = [
     "BestValue",
     "Monitor",
@@ -50,8 +52,6 @@ def bare_module(handler: Any) -> torch.nn.Module:
 def atomic_torch_save(obj: Any, path: str) -> None:
     """``torch.save`` through the checkpoint writer: atomic, so a crash mid-write leaves the
     previous file intact, never a truncated one (see ``nn_handler.checkpoint.atomic_save``)."""
-    from .._env.atomic import atomic_save  # lazy: the checkpoint package imports callbacks
-
     atomic_save(obj, path)
 
 

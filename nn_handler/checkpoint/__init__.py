@@ -4,95 +4,56 @@ with one file per key: the multi-file form).
 Files are plain dicts that ``torch.load(path, weights_only=True)`` reads: classes and functions are
 stored as import paths, never pickled. The same file carries the keys Lightning resumes from, so
 ``Trainer.fit(handler.to_lightning_module(), ckpt_path=path)`` continues it too.
+
+The public names are imported on first use (PEP 562 module ``__getattr__``, as the package root
+does), so that importing one of the package's small modules (``_format``, ``_read``) does not
+load the whole reader and writer. Code inside nn_handler imports the defining module directly.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from .._env.atomic import atomic_save
-from ._multi import MANIFEST, is_multi_file, read_multi_file, write_multi_file
-from ._read import describe, is_handler_checkpoint
-from ._restore import (
-    initialize_from_checkpoint,
-    load_handler,
-    read_checkpoint,
-    restore_handler_extras,
-)
-from ._state import FORMAT_VERSION, full_checkpoint, handler_checkpoint, lightning_keys
+# public name -> the submodule defining it
+_EXPORTS: dict[str, str] = {
+    "FORMAT_VERSION": "._format",
+    "MANIFEST": "._format",
+    "atomic_save": ".._env.atomic",
+    "describe": "._read",
+    "handler_checkpoint": "._state",
+    "handler_state": "._save",
+    "initialize_from_checkpoint": "._restore",
+    "is_handler_checkpoint": "._read",
+    "is_multi_file": "._multi",
+    "lightning_keys": "._state",
+    "load_handler": "._restore",
+    "read_checkpoint": "._restore",
+    "read_multi_file": "._multi",
+    "restore_handler_extras": "._restore",
+    "save_handler": "._save",
+    "save_handler_files": "._save",
+    "write_checkpoint": "._save",
+    "write_multi_file": "._multi",
+    "full_checkpoint": "._state",
+}
 
-__all__ = [
-    "FORMAT_VERSION",
-    "MANIFEST",
-    "atomic_save",
-    "describe",
-    "handler_checkpoint",
-    "handler_state",
-    "initialize_from_checkpoint",
-    "is_handler_checkpoint",
-    "is_multi_file",
-    "lightning_keys",
-    "load_handler",
-    "read_checkpoint",
-    "read_multi_file",
-    "restore_handler_extras",
-    "save_handler",
-    "save_handler_files",
-    "write_checkpoint",
-    "write_multi_file",
-]
+__all__ = [name for name in _EXPORTS if name != "full_checkpoint"]
 
 
-def _dist_rank_and_barrier():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.barrier
-    return 0, None
-
-
-def _on_rank_zero_then_wait(write) -> None:
-    rank, barrier = _dist_rank_and_barrier()
-    try:
-        if rank == 0:
-            write()
-    finally:
-        if barrier is not None:
-            barrier()
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    else:  # a submodule not imported yet (``package.submodule`` after ``import package``)
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
 
 
-def write_checkpoint(checkpoint: dict[str, Any], path: str) -> None:
-    """Atomically write an already built checkpoint dict (rank 0 writes, other ranks wait)."""
-    _on_rank_zero_then_wait(lambda: atomic_save(checkpoint, str(path)))
-
-
-def handler_state(handler: Any) -> dict[str, Any]:
-    """The complete checkpoint dict of an ``NNHandler`` (what :func:`save_handler` writes)."""
-    return full_checkpoint(handler.setup, handler.run_state, handler.runtime)
-
-
-def save_handler(handler: Any, path: str) -> None:
-    """Write ``handler``'s complete state to ``path`` (atomic; rank 0 writes, others wait)."""
-
-    def write() -> None:
-        atomic_save(handler_state(handler), str(path))
-        handler.runtime.logger.info("Saved checkpoint %s.", path)
-
-    _on_rank_zero_then_wait(write)
-
-
-def save_handler_files(handler: Any, directory: str) -> None:
-    """Write ``handler``'s state as a multi-file checkpoint: ``directory/<key>.pth`` per key of
-    :func:`handler_checkpoint` plus a manifest (atomic as a whole; rank 0 writes, others wait).
-
-    ``NNHandler.load(directory)`` reads it back; each file alone is readable with
-    ``torch.load(path, weights_only=True)``.
-    """
-    from .._version import __version__
-
-    def write() -> None:
-        state = handler_checkpoint(handler.setup, handler.run_state, handler.runtime)
-        write_multi_file(state, directory, nn_handler_version=__version__)
-        handler.runtime.logger.info("Saved multi-file checkpoint %s.", directory)
-
-    _on_rank_zero_then_wait(write)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -26,10 +26,10 @@ from .._env import storage as _storage
 from .._env.atomic import _fsync_directory, _umask, atomic_save
 from .._env.tempfiles import remove_stale_temp_files, temp_prefix
 from . import _read
+from ._format import MANIFEST
 
 __all__ = ["MANIFEST", "is_multi_file", "read_multi_file", "write_multi_file"]
 
-MANIFEST = "nn_handler_checkpoint.json"
 _FORMAT = "nn_handler.multi_file"
 _VERSION = 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

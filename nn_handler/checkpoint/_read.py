@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .._version import __version__
+from ._format import FORMAT_VERSION
 from ._scan import NeedsCode, NotOurs, check_file, needs_code
 
 __all__ = [
@@ -144,8 +146,6 @@ def check_format(ckpt: dict[str, Any], where: str) -> None:
     Raises:
         ValueError: the format is newer than ``FORMAT_VERSION``, or not a format number at all.
     """
-    from ._state import FORMAT_VERSION
-
     found = ckpt.get("checkpoint_format")
     if found is None:
         return
@@ -155,8 +155,6 @@ def check_format(ckpt: dict[str, Any], where: str) -> None:
             f"version of nn_handler knows (it reads formats 1 to {FORMAT_VERSION})."
         )
     if found > FORMAT_VERSION:
-        from .._version import __version__
-
         raise ValueError(
             f"{where} was written in checkpoint format {reprlib.repr(found)}, newer than format "
             f"{FORMAT_VERSION} that nn_handler {__version__} reads. Upgrade nn_handler "

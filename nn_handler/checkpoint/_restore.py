@@ -24,6 +24,7 @@ from .._state.setup import ReadContext, Setup
 from ..callbacks.base import Callback
 from ..enums import ModelType
 from . import _multi, _read
+from ._legacy import read_legacy
 from ._rng import restore_rng as _restore_rng_states
 from ._state import caller_level
 from ._weights import load_weights
@@ -75,8 +76,6 @@ def _read_object(
         # Only a file that needs code: a damaged or newer file keeps its own error.
         if not allow_legacy_pickle:
             raise
-        from ._legacy import read_legacy
-
         obj = read_legacy(path, map_location)
         if isinstance(obj, dict):
             obj[LEGACY_MARK] = True  # the user opted in to run this file's pickle

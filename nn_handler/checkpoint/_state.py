@@ -13,11 +13,11 @@ from .._state.runtime import Runtime
 from .._state.setup import Setup
 from .._version import __version__
 from ..callbacks.base import Callback
+from ._format import FORMAT_VERSION
 from ._rng import capture_rng, generator_state
 
 __all__ = ["FORMAT_VERSION", "handler_checkpoint", "lightning_keys", "full_checkpoint"]
 
-FORMAT_VERSION = 1
 # Lightning's own module keeps the model under this attribute: ``state_dict`` keys are prefixed.
 MODULE_PREFIX = "model."
 _reported: set[str] = set()

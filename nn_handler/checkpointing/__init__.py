@@ -1,5 +1,6 @@
-"""The original's checkpointing functions, on nn_handler's safe, atomic checkpoint format.
+"""The original NNHandler's import path ``nn_handler.checkpointing``: re-exports only.
 
+The original's checkpointing functions, on nn_handler's safe, atomic checkpoint format.
 :mod:`.saving`: ``save_single_file``, ``save_multi_files``, ``save_multi_from_single``;
 :mod:`.loading`: ``load``, ``initialize_from_checkpoint``; :mod:`.trainer_saving`:
 ``auto_save_epoch``. The format itself lives in :mod:`nn_handler.checkpoint`.

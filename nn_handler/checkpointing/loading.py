@@ -1,38 +1,8 @@
-"""The original's loading functions: they take the handler class as their first argument.
+"""The original NNHandler's import path ``nn_handler.checkpointing.loading``: re-exports only.
 
-Both are ``NNHandler``'s own class methods under the original's module path, nothing more.
+The functions live in :mod:`nn_handler._ops.load_calls`.
 """
 
-from __future__ import annotations
-
-import inspect
-from typing import Any
+from .._ops.load_calls import initialize_from_checkpoint, load
 
 __all__ = ["load", "initialize_from_checkpoint"]
-
-
-def _check_class(cls: Any, function: str) -> None:
-    from ..handler import NNHandler as Handler
-
-    if not (inspect.isclass(cls) and issubclass(cls, Handler)):
-        raise TypeError(
-            f"{function}'s first argument is the NNHandler class ({function}(NNHandler, ...)), "
-            f"got {cls!r}."
-        )
-
-
-def load(NNHandler: type, path: str | None = None, *args: Any, **kwargs: Any) -> Any:
-    """``NNHandler.load(path, ...)``: a handler rebuilt from a single-file or multi-file save.
-
-    ``path`` is required; its default only lets ``load(path)`` (a forgotten class) fail clearly.
-    """
-    _check_class(NNHandler, "load")
-    if path is None:
-        raise TypeError("load(NNHandler, path) needs the path of the checkpoint.")
-    return NNHandler.load(path, *args, **kwargs)
-
-
-def initialize_from_checkpoint(NNHandler: type, *args: Any, **kwargs: Any) -> Any:
-    """``NNHandler.initialize_from_checkpoint(...)``: a new handler with weights only."""
-    _check_class(NNHandler, "initialize_from_checkpoint")
-    return NNHandler.initialize_from_checkpoint(*args, **kwargs)

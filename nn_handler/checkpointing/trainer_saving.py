@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .._env.atomic import remove_quietly
+from .._env.atomic import atomic_save, remove_quietly
 from .._env.write_guard import checked_destination
 from ..adapters.hooks.autosaver import auto_save_name, should_auto_save
-from ..checkpoint import atomic_save, handler_state
+from ..checkpoint._save import handler_state
 from ..utils.ddp import on_rank
 
 __all__ = ["auto_save_epoch"]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .._env.dist_env import detect_distributed
 from ._h5 import check_cache_options, get_dataset, open_file
 
 __all__ = ["RankMemCachedH5Dataset", "EpochShuffleSampler"]
@@ -62,8 +63,6 @@ def _rank_and_world() -> tuple[int, int]:
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
-    from .._env.dist_env import detect_distributed
-
     env = detect_distributed(None)
     return env.rank, env.world_size
 

@@ -6,7 +6,8 @@ sampling through ``NNHandler.sample`` (``patch_size=``/``stride=`` for patch mod
 """
 
 from ..._ops.missing import missing_names
-from ...generative import VESDE, VPSDE
+from ...generative.sde import VESDE, VPSDE
+from ...generative.time_grids import get_schedule_type, get_t_schedule
 from .loss_fn import (
     denoising_score_matching,
     denoising_score_matching_loss,
@@ -14,7 +15,6 @@ from .loss_fn import (
     patchify_denoising_score_matching,
 )
 from .patch_score import make_pos_grid, patch_score_vectorized
-from .schedules import get_schedule_type, get_t_schedule
 from .sde_solver import _USE_SAMPLE
 
 __all__ = [
