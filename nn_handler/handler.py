@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from ._codecs.model_code import model_code
-from ._env.devices import resolve_device
+from ._engine import engine
+from ._env.devices import device_for_rank, resolve_device
 from ._env.dist_env import detect_distributed
 from ._env.loggers import make_logger, release_logger
+from ._env.process_group import ensure_process_group
 from ._env.seeding import seed_everything
 from ._ops import inference as _inference
 from ._ops import plotting as _plotting
@@ -34,8 +36,14 @@ from ._state.metrics import check_metric
 from ._state.run_state import RunState
 from ._state.runtime import Runtime, build_model, build_optimizer, build_scheduler
 from ._state.setup import Setup, TrainOptions
-from .adapters.fit import run as _training
 from .callbacks.base import Callback
+from .checkpoint import (
+    handler_state,
+    initialize_from_checkpoint,
+    load_handler,
+    save_handler,
+    save_handler_files,
+)
 from .enums import DataLoaderType, LoggingMode, ModelType
 from .generative import handler_ops as _generative
 
@@ -117,7 +125,7 @@ class NNHandler:
         ddp_kwargs = _checked_ddp_kwargs({} if ddp_kwargs is None else ddp_kwargs)
         model = _model_component(model_class, model_kwargs)
         dist = detect_distributed(use_distributed)
-        resolved = _training.device_for_rank(resolve_device(device), dist)
+        resolved = device_for_rank(resolve_device(device), dist)
         logger = make_logger(logger_mode, logger_filename, logger_filemode, logger_level, dist.rank)
         weakref.finalize(self, release_logger, logger)  # the log file closes with the handler
         self._runtime = Runtime(dist, resolved, logger, build_model(model, resolved))
@@ -131,7 +139,8 @@ class NNHandler:
             device=str(device),
         )
         if dist.distributed:
-            _training.init_process_group(dist, resolved)
+            # At construction, so that ``_rank`` etc. are usable at once.
+            ensure_process_group(dist, resolved)
         logger.info(
             "NNHandler ready: %s on %s (%s).", model.name, resolved, self._setup.model_type.value
         )
@@ -211,7 +220,7 @@ class NNHandler:
         ddp = self._setup.ddp_kwargs if ddp_kwargs is None else _checked_ddp_kwargs(ddp_kwargs)
         module = build_model(model, self._runtime.device)
         self._runtime.module, self._runtime.compiled = module, None
-        self._state.ema = None
+        self._state.drop_ema()
         self._setup = self._setup.replace(
             model=model,
             model_type=kind,
@@ -369,7 +378,7 @@ class NNHandler:
                 "set_datamodule expects a lightning.LightningDataModule, got "
                 f"{type(datamodule).__name__}; use set_train_loader for a Dataset or DataLoader."
             )
-        pending, self._state.datamodule_state = self._state.datamodule_state, None
+        pending = self._state.take_datamodule_state()
         if pending:
             datamodule.load_state_dict(pending)
         self._runtime.datamodule = datamodule
@@ -428,9 +437,7 @@ class NNHandler:
                 f"lightning.pytorch.callbacks.Callback, got {type(callback).__name__}."
             )
         else:
-            from .adapters.fit.lr_finder import check_not_a_finder
-
-            check_not_a_finder(callback)
+            engine().check_not_a_finder(callback)
         self._setup = self._setup.replace(callbacks=(*self._setup.callbacks, callback))
 
     def remove_callback(self, callback: Any) -> None:
@@ -578,7 +585,10 @@ class NNHandler:
 
     @_stop_training.setter
     def _stop_training(self, value: bool) -> None:
-        self._state.stop_requested = bool(value)
+        if value:
+            self._state.request_stop()
+        else:
+            self._state.clear_stop()
 
     @property
     def _rank(self) -> int:
@@ -633,11 +643,11 @@ class NNHandler:
             trainer_kwargs={} if trainer_kwargs is None else trainer_kwargs,
             steps_per_execution=steps_per_execution,
         )
-        _training.check_ready(self._setup, self._runtime, epochs, options)
+        engine().check_ready(self._setup, self._runtime, epochs, options)
         self._setup = self._setup.replace(training=options)
         if seed is not None:
             self.seed = seed
-        _training.run(self._setup, self._state, self._runtime, epochs)
+        engine().run(self._setup, self._state, self._runtime, epochs)
 
     def find_lr(
         self,
@@ -658,9 +668,7 @@ class NNHandler:
         ``losses``); ``apply=True`` also sets the optimizer's rate to the suggestion (other
         parameter groups and the scheduler keep their ratios to it).
         """
-        from .adapters.fit.lr_finder import find_lr
-
-        return find_lr(
+        return engine().find_lr(
             self._setup,
             self._runtime,
             min_lr=min_lr,
@@ -677,16 +685,12 @@ class NNHandler:
 
         ``single_file=False``: ``path`` is a directory with one file per checkpoint key.
         """
-        from .checkpoint import save_handler, save_handler_files
-
         if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
             raise TypeError(f"save needs a file path, got {type(path).__name__}.")
         (save_handler if single_file else save_handler_files)(self, path)
 
     def get_state_dict(self) -> dict[str, Any]:
         """The complete state :meth:`save` writes, as a dict (``torch.load``-safe values)."""
-        from .checkpoint import handler_state
-
         return handler_state(self)
 
     @classmethod
@@ -714,8 +718,6 @@ class NNHandler:
         to the constructor.
         See docs/checkpointing.md.
         """
-        from .checkpoint import load_handler
-
         return load_handler(
             cls,
             path,
@@ -742,8 +744,6 @@ class NNHandler:
     ) -> NNHandler:
         """A new handler for ``model_class(**model_kwargs)`` with weights only, read from an
         NNHandler checkpoint, a Lightning checkpoint or a bare ``state_dict``."""
-        from .checkpoint import initialize_from_checkpoint
-
         return initialize_from_checkpoint(
             cls,
             checkpoint_path,
@@ -818,17 +818,13 @@ class NNHandler:
     # --------------------------------------------------------------- export
     def to_lightning_module(self):
         """A plain ``LightningModule`` carrying this handler's whole setup."""
-        from .adapters.export import to_lightning_module
-
-        return to_lightning_module(self)
+        return engine().to_lightning_module(self)
 
     def to_datamodule(self):
         """A ``LightningDataModule`` over this handler's datasets and loader kwargs."""
-        from .adapters.export import to_datamodule
-
         if self._runtime.datamodule is not None:
             return self._runtime.datamodule
-        return to_datamodule(self._setup, self._state, self._runtime)
+        return engine().to_datamodule(self._setup, self._state, self._runtime)
 
     def export_config(self, path: str, strict: bool = True, **train_args: Any) -> None:
         """Write the Lightning CLI YAML that rebuilds this handler.
@@ -838,9 +834,7 @@ class NNHandler:
         ``__main__``, in-memory data) raises ``ValueError`` naming each key, or with
         ``strict=False`` is warned about and left null.
         """
-        from .adapters.config.writer import write_config
-
-        write_config(self._setup, self._runtime, path, strict=strict, **train_args)
+        engine().write_config(self._setup, self._runtime, path, strict=strict, **train_args)
 
     # ------------------------------------------------------------ inference
     def predict(self, data_loader: Any, apply_ema: bool = True) -> list[Any] | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from .._env.dist_env import DistEnv, detect_distributed
+from .._env.dist_loaders import shard_train_loader, shard_val_loader
+from ..dataloaders.rank_cached_h5_dataloader import EpochShuffleSampler
 from ..enums import DataLoaderType
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .._env.dist_env import DistEnv
 
 __all__ = [
     "DataSlot",
@@ -88,8 +88,6 @@ def build_loader(
     kwargs = dict(loader_kwargs)
     if dataloader_type is DataLoaderType.RANK_CACHED and kwargs.get("batch_sampler") is None:
         if kwargs.get("sampler") is None:
-            from ..dataloaders.rank_cached_h5_dataloader import EpochShuffleSampler
-
             shuffle = bool(kwargs.pop("shuffle", False))
             kwargs["sampler"] = EpochShuffleSampler(len(dataset), shuffle=shuffle)
         elif not getattr(kwargs["sampler"], "rank_sharded", False):
@@ -117,8 +115,6 @@ def use_shuffle_seed(loader: Any, seed: int | None) -> None:
 
 
 def _shard(loader: DataLoader, role: str, dist: DistEnv, seed: int | None) -> DataLoader:
-    from ..adapters.fit.dist_loaders import shard_train_loader, shard_val_loader
-
     if role == "train":
         return shard_train_loader(loader, dist, shuffle_seed(seed))
     return shard_val_loader(loader, dist)
@@ -208,8 +204,6 @@ def _create_distributed_loader(
 ) -> tuple[DataLoader, Any]:
     """``(loader, sampler)`` for this rank, as ``set_train_loader`` (``is_eval``:
     ``set_val_loader``) builds it; the original's name. ``device`` and ``log_fn`` are unused."""
-    from .._env.dist_env import detect_distributed
-
     role = "val" if is_eval else "train"
     slot = make_slot(dataset, dict(loader_kwargs), role, dist=detect_distributed(None))
     return slot.loader, slot.loader.sampler

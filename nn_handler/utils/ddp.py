@@ -22,6 +22,9 @@ import torch.distributed as dist
 
 from .._env.devices import resolve_device as _resolve_device  # noqa: F401 - the original's name
 from .._env.devices import to_cpu
+from .._env.dist_env import detect_distributed
+from .._env.process_group import collective_timeout, ensure_process_group
+from .._env.slurm_hosts import first_host
 from .._env.user_warnings import warn_user
 
 __all__ = [
@@ -66,8 +69,6 @@ def initialize_ddp(
         is ``cuda:<local_rank>`` when CUDA is available, else the CPU. Outside a launcher:
         ``(False, 0, 0, 1, device)``.
     """
-    from ..adapters.fit.strategy import collective_timeout
-
     collective_timeout(timeout)  # validate before anything else
     if _initialized():
         return None
@@ -78,9 +79,6 @@ def _initialize_distributed(
     timeout: float | timedelta | None = None,
 ) -> tuple[bool, int, int, int, torch.device]:
     """:func:`initialize_ddp`, but the tuple also when the process group already exists."""
-    from .._env.dist_env import detect_distributed
-    from ..adapters.fit.strategy import ensure_process_group
-
     env = detect_distributed(None)
     device = _pick_device(env.local_rank if env.distributed else 0)
     ensure_process_group(env, device, timeout)
@@ -96,8 +94,6 @@ def _pick_device(local_rank: int) -> torch.device:
 
 def _is_env_distributed() -> bool:
     """Whether torchrun's or SLURM's variables describe a job of more than one process."""
-    from .._env.dist_env import detect_distributed
-
     return detect_distributed(None).distributed
 
 
@@ -105,8 +101,6 @@ def _should_use_distributed(use_distributed_flag: bool | None) -> bool:
     """Whether to run under DDP: ``False`` never, ``None`` when the environment is distributed,
     ``True`` likewise (with a warning when it is not; ``NNHandler(use_distributed=True)``
     raises instead)."""
-    from .._env.dist_env import detect_distributed
-
     if use_distributed_flag is not None and not isinstance(use_distributed_flag, bool):
         raise TypeError(
             f"use_distributed_flag must be True, False or None, got {use_distributed_flag!r}."
@@ -125,8 +119,6 @@ def _should_use_distributed(use_distributed_flag: bool | None) -> bool:
 
 def _first_host_from_slurm_nodelist(nodelist: str) -> str:
     """The first host of a SLURM node list (``"node[003-005,9]"`` → ``"node003"``)."""
-    from .._env.slurm_hosts import first_host
-
     return first_host(nodelist)
 
 
