@@ -7,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from .._env import storage as _storage
 from .._state.run_state import RunState
 from .._state.runtime import Runtime
 from .._state.setup import Setup
@@ -123,8 +124,6 @@ def _curves(
 
 def _save_figure(fig: object, path: str) -> None:
     """``fig`` as an image at ``path``, a local path or a URL (``memory://``, ``s3://``, ...)."""
-    from .._env import storage as _storage
-
     local = _storage.local_path(path)
     if local is not None:
         folder = os.path.dirname(local)

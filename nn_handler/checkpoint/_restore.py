@@ -163,7 +163,9 @@ def _load_ema_and_scaler(
             state.drop_ema()
     scaler = ckpt.get("grad_scaler_state_dict")
     if scaler and torch.cuda.is_available() and device.type == "cuda":
-        state.ensure_grad_scaler(device).load_state_dict(scaler)
+        grad_scaler = state.ensure_grad_scaler(device)
+        if grad_scaler is not None:  # always on a CUDA device
+            grad_scaler.load_state_dict(scaler)
 
 
 def _load_sampler_state(handler: Any, ckpt: dict[str, Any], trust: bool) -> None:
