@@ -13,7 +13,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning as L
@@ -25,8 +24,11 @@ from torch import nn
 from .._env.atomic import atomic_save
 from .._state.setup import Setup
 from ..callbacks.base import Callback
+from ..checkpoint._scan import check_file
 from ..generative.sde import SDE
+from ..handler import NNHandler
 from ..sampler import Sampler
+from .config.auto_save import AutoSave
 from .config.errors import ConciseArgumentParser, exit_on_key_problems
 from .config.imports import cwd_on_path, exit_on_import_problems
 from .config.keys import option_names
@@ -47,19 +49,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class AutoSave:
-    """``NNHandler.auto_save``'s arguments (``interval``: N > 0 every N epochs, -1 last only;
-    ``every_n_train_steps``: also every N optimizer steps, named ``step_name``)."""
-
-    interval: int | None = None
-    save_path: str = "."
-    name: str = "model_epoch{epoch:02d}"
-    overwrite: bool = False
-    every_n_train_steps: int | None = None
-    step_name: str = "model_step{step:08d}"
-
-
 def setup_from_arguments(arguments: dict[str, Any], trainer: Any = None) -> Setup:
     """The :class:`Setup` that :class:`HandlerCLIModule`'s arguments describe.
 
@@ -74,8 +63,6 @@ def setup_from_arguments(arguments: dict[str, Any], trainer: Any = None) -> Setu
 
 def _build_handler(arguments: dict[str, Any]) -> Any:
     """The NNHandler these CLI arguments describe."""
-    from nn_handler import NNHandler
-
     # Lightning places and distributes the model; the handler must not start DDP itself.
     return NNHandler.from_setup(setup_from_arguments(arguments), use_distributed=False)
 
@@ -224,8 +211,6 @@ class NNHandlerCLI(LightningCLI):
         # replace the config's model (a class path the file chose, imported and built). A
         # checkpoint is data: the config (code the user runs) says what is built; the file is
         # checked before anything reads it, and Lightning reads it again only to resume.
-        from ..checkpoint._scan import check_file
-
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and os.path.isfile(ckpt_path):

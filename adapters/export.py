@@ -13,8 +13,13 @@ from .._env.dist_env import DistEnv
 from .._state.run_state import RunState
 from .._state.runtime import Runtime
 from .._state.setup import Setup
+from ..checkpoint._read import check_format
 from .datamodule import HandlerDataModule
+from .fit.callbacks import epoch_logs_first, model_callbacks
+from .fit.checked_io import check_reads
+from .fit.inputs import apply_loader_rng, checkpoint_builder, loaders, module_arguments
 from .fit.resume_paths import drop_checkpoint_paths
+from .fit.trainer_factory import continue_from
 from .steps.module import HandlerModule
 
 __all__ = [
@@ -70,8 +75,6 @@ class ExportedHandlerModule(HandlerModule):
         debug_print_interval: int | None = None,
         save_on_last_epoch: bool = True,
     ):
-        from .fit.run import module_arguments
-
         setup, state, runtime = handler.setup, handler.run_state, handler.runtime
         _check_ready(setup, runtime)
         super().__init__(**module_arguments(setup, state, runtime, debug_print_interval))
@@ -89,23 +92,12 @@ class ExportedHandlerModule(HandlerModule):
         only with ``fit``, and the Trainer's own default ``ModelCheckpoint``, which the
         AutoSaver would replace anyway, is removed quietly.
         """
-        from .fit.run import lightning_callbacks
-
         trainer = self.trainer
         fitting = trainer.state.fn == "fit"
         handed = self.__dict__.setdefault("_handed_callbacks", weakref.WeakSet())
-        present = trainer.callbacks
-        callbacks = []
-        handler = self.handler
-        parts = (handler.setup, handler.run_state, handler.runtime)
-        for callback in lightning_callbacks(*parts, self.save_on_last_epoch):
-            if isinstance(callback, Checkpoint) and not fitting:
-                continue  # the AutoSaver saves only while fitting
-            if any(_already_there(c, callback, handed) for c in present):
-                continue
-            callbacks.append(callback)
+        callbacks = model_callbacks(self.handler, trainer, handed, self.save_on_last_epoch)
         if fitting and any(isinstance(c, Checkpoint) for c in callbacks):
-            trainer.callbacks = [c for c in present if not _is_default_checkpoint(c)]
+            trainer.callbacks = [c for c in trainer.callbacks if not _is_default_checkpoint(c)]
         for callback in callbacks:
             with contextlib.suppress(TypeError):  # a user's callback that takes no weak reference
                 handed.add(callback)
@@ -114,18 +106,10 @@ class ExportedHandlerModule(HandlerModule):
     def setup(self, stage: str) -> None:
         # Lightning reads ``ckpt_path`` after this hook: a file holding what no checkpoint of
         # ours holds (a DeviceMesh, compressed entries) is refused before torch.load builds it.
-        from .fit.checked_io import check_reads
-
         check_reads(self.trainer.strategy)
-        # Lightning appends model callbacks after the Trainer's own; the epoch logs must come
-        # first, as in train(), so that Lightning callbacks reading ``loss`` at epoch end see it.
-        from .hooks.callback_bridge import NativeCallbackBridge
-        from .hooks.epoch_logs import EpochLogs
-
-        callbacks = self.trainer.callbacks
-        first = [c for c in callbacks if isinstance(c, (EpochLogs, NativeCallbackBridge))]
-        rest = [c for c in callbacks if not isinstance(c, (EpochLogs, NativeCallbackBridge))]
-        self.trainer.callbacks = first + rest
+        # Lightning appends model callbacks after the Trainer's own; the epoch logs come first,
+        # as in train() (fit/callbacks.py).
+        self.trainer.callbacks = epoch_logs_first(self.trainer.callbacks)
         runtime: Runtime = self.handler.runtime
         if self.trainer.world_size > 1 and not runtime.dist.distributed:
             # Launched by Lightning (CLI, strategy="ddp"): callbacks read the rank from the handler.
@@ -142,26 +126,21 @@ class ExportedHandlerModule(HandlerModule):
 
     # -------------------------------------------------------------- progress
     def on_fit_start(self) -> None:
-        from .fit.run import ensure_ema
-        from .fit.trainer_factory import continue_from
-
         handler = self.handler
-        ensure_ema(self.run_state, handler.module, handler.setup.training.ema_decay, self.device)
+        self.run_state.ensure_ema(handler.module, handler.setup.training.ema_decay, self.device)
         trainer = self.trainer
         done = self.history.epochs_done
         if trainer.ckpt_path is None and trainer.current_epoch == 0 and done:
             continue_from(trainer, done, self.run_state.global_step)
 
     def on_fit_end(self) -> None:
-        self.run_state.global_step = int(self.trainer.global_step)
+        self.run_state.record_global_step(self.trainer.global_step)
         self.model.train()
 
     # ----------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Add the handler's keys (of its setup now), so ``NNHandler.load`` reads what Lightning
         writes."""
-        from .fit.run import checkpoint_builder
-
         handler = self.handler
         self.__dict__["checkpoint_keys"] = checkpoint_builder(
             handler.setup, self.run_state, handler.runtime
@@ -171,8 +150,6 @@ class ExportedHandlerModule(HandlerModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the handler state Lightning does not know about (history, EMA, step); drop the
         file paths in ModelCheckpoint states (``resume_paths``)."""
-        from ..checkpoint._read import check_format
-
         check_format(checkpoint, "The checkpoint Lightning resumed from")
         # Lightning restores the callbacks after this hook: their states name no file to delete.
         drop_checkpoint_paths(checkpoint)
@@ -180,22 +157,10 @@ class ExportedHandlerModule(HandlerModule):
         if "train_losses" in checkpoint:
             state.load_history(checkpoint)
         elif "global_step" in checkpoint:
-            state.global_step = int(checkpoint["global_step"])
+            state.record_global_step(checkpoint["global_step"])
         ema_state = checkpoint.get("ema_state_dict")
         if ema_state is not None and state.ema is not None:
             state.ema.load_state_dict(ema_state)
-
-
-def _already_there(present: Any, callback: Any, handed: weakref.WeakSet) -> bool:
-    """``callback`` itself, or one of its class handed earlier, is on the Trainer."""
-    if present is callback:
-        return True
-    if type(present) is not type(callback):
-        return False
-    try:
-        return present in handed
-    except TypeError:  # neither hashable nor weakly referenceable: never handed by us
-        return False
 
 
 def _is_default_checkpoint(callback: L.Callback) -> bool:
@@ -231,8 +196,6 @@ def to_datamodule(setup: Setup, state: RunState, runtime: Runtime) -> HandlerDat
 
     Under DDP these are this rank's shards, as in ``train()``.
     """
-    from .fit.run import apply_loader_rng, loaders
-
     if setup.train_data is None:
         raise RuntimeError("The handler has no training data: call set_train_loader(...) first.")
     apply_loader_rng(setup, state)

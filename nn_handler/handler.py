@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from ._codecs.model_code import model_code
-from ._env.devices import resolve_device
+from ._engine import engine
+from ._env.devices import device_for_rank, resolve_device
 from ._env.dist_env import detect_distributed
 from ._env.loggers import make_logger, release_logger
+from ._env.process_group import ensure_process_group
 from ._env.seeding import seed_everything
 from ._ops import inference as _inference
 from ._ops import plotting as _plotting
@@ -35,7 +37,6 @@ from ._state.run_state import RunState
 from ._state.runtime import Runtime, build_model, build_optimizer, build_scheduler
 from ._state.setup import Setup
 from ._state.train_options import TrainOptions
-from .adapters.fit import run as _training
 from .callbacks.base import Callback
 from .checkpoint import _restore as _checkpoint_read
 from .checkpoint import _save as _checkpoint_write
@@ -120,7 +121,7 @@ class NNHandler:
         ddp_kwargs = _checked_ddp_kwargs({} if ddp_kwargs is None else ddp_kwargs)
         model = _model_component(model_class, model_kwargs)
         dist = detect_distributed(use_distributed)
-        resolved = _training.device_for_rank(resolve_device(device), dist)
+        resolved = device_for_rank(resolve_device(device), dist)
         logger = make_logger(logger_mode, logger_filename, logger_filemode, logger_level, dist.rank)
         weakref.finalize(self, release_logger, logger)  # the log file closes with the handler
         self._runtime = Runtime(dist, resolved, logger, build_model(model, resolved))
@@ -134,7 +135,8 @@ class NNHandler:
             device=str(device),
         )
         if dist.distributed:
-            _training.init_process_group(dist, resolved)
+            # At construction, so that ``_rank`` etc. are usable at once.
+            ensure_process_group(dist, resolved)
         logger.info(
             "NNHandler ready: %s on %s (%s).", model.name, resolved, self._setup.model_type.value
         )
@@ -214,7 +216,7 @@ class NNHandler:
         ddp = self._setup.ddp_kwargs if ddp_kwargs is None else _checked_ddp_kwargs(ddp_kwargs)
         module = build_model(model, self._runtime.device)
         self._runtime.module, self._runtime.compiled = module, None
-        self._state.ema = None
+        self._state.drop_ema()
         self._setup = self._setup.replace(
             model=model,
             model_type=kind,
@@ -372,7 +374,7 @@ class NNHandler:
                 "set_datamodule expects a lightning.LightningDataModule, got "
                 f"{type(datamodule).__name__}; use set_train_loader for a Dataset or DataLoader."
             )
-        pending, self._state.datamodule_state = self._state.datamodule_state, None
+        pending = self._state.take_datamodule_state()
         if pending:
             datamodule.load_state_dict(pending)
         self._runtime.datamodule = datamodule
@@ -431,9 +433,7 @@ class NNHandler:
                 f"lightning.pytorch.callbacks.Callback, got {type(callback).__name__}."
             )
         else:
-            from .adapters.fit.lr_finder import check_not_a_finder
-
-            check_not_a_finder(callback)
+            engine().check_not_a_finder(callback)
         self._setup = self._setup.replace(callbacks=(*self._setup.callbacks, callback))
 
     def remove_callback(self, callback: Any) -> None:
@@ -581,7 +581,10 @@ class NNHandler:
 
     @_stop_training.setter
     def _stop_training(self, value: bool) -> None:
-        self._state.stop_requested = bool(value)
+        if value:
+            self._state.request_stop()
+        else:
+            self._state.clear_stop()
 
     @property
     def _rank(self) -> int:
@@ -636,11 +639,11 @@ class NNHandler:
             trainer_kwargs={} if trainer_kwargs is None else trainer_kwargs,
             steps_per_execution=steps_per_execution,
         )
-        _training.check_ready(self._setup, self._runtime, epochs, options)
+        engine().check_ready(self._setup, self._runtime, epochs, options)
         self._setup = self._setup.replace(training=options)
         if seed is not None:
             self.seed = seed
-        _training.run(self._setup, self._state, self._runtime, epochs)
+        engine().run(self._setup, self._state, self._runtime, epochs)
 
     def find_lr(
         self,
@@ -661,9 +664,7 @@ class NNHandler:
         ``losses``); ``apply=True`` also sets the optimizer's rate to the suggestion (other
         parameter groups and the scheduler keep their ratios to it).
         """
-        from .adapters.fit.lr_finder import find_lr
-
-        return find_lr(
+        return engine().find_lr(
             self._setup,
             self._runtime,
             min_lr=min_lr,
@@ -816,17 +817,13 @@ class NNHandler:
     # --------------------------------------------------------------- export
     def to_lightning_module(self):
         """A plain ``LightningModule`` carrying this handler's whole setup."""
-        from .adapters.export import to_lightning_module
-
-        return to_lightning_module(self)
+        return engine().to_lightning_module(self)
 
     def to_datamodule(self):
         """A ``LightningDataModule`` over this handler's datasets and loader kwargs."""
-        from .adapters.export import to_datamodule
-
         if self._runtime.datamodule is not None:
             return self._runtime.datamodule
-        return to_datamodule(self._setup, self._state, self._runtime)
+        return engine().to_datamodule(self._setup, self._state, self._runtime)
 
     def export_config(self, path: str, strict: bool = True, **train_args: Any) -> None:
         """Write the Lightning CLI YAML that rebuilds this handler.
@@ -836,9 +833,7 @@ class NNHandler:
         ``__main__``, in-memory data) raises ``ValueError`` naming each key, or with
         ``strict=False`` is warned about and left null.
         """
-        from .adapters.config.writer import write_config
-
-        write_config(self._setup, self._runtime, path, strict=strict, **train_args)
+        engine().write_config(self._setup, self._runtime, path, strict=strict, **train_args)
 
     # ------------------------------------------------------------ inference
     def predict(self, data_loader: Any, apply_ema: bool = True) -> list[Any] | None:

@@ -88,7 +88,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="loader-generator",
-        file="adapters/fit/run.py",
+        file="adapters/fit/inputs.py",
         edits=(
             (
                 "set_generator_state(slot.loader, pending.get(role))",
@@ -379,7 +379,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="worker-place",
-        file="adapters/fit/launchers.py",
+        file="adapters/hooks/process_place.py",
         edits=(("        runtime.dist = DistEnv(", "        DistEnv("),),
         tests=(
             f"{_LAUNCHER_PARTS}::test_process_place_gives_the_facade_its_rank_and_quiets_other_ranks",
@@ -626,7 +626,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     # ------------------------------------------------- Lightning's checkpoints, mid-epoch
     Mutation(
         name="mid-epoch-plain-loader",
-        file="adapters/fit/run.py",
+        file="adapters/fit/inputs.py",
         edits=(("        train = stateful_loader(setup.train_data, distributed)", "        pass"),),
         tests=(f"{_ECOSYSTEM}::test_a_mid_epoch_auto_save_resumes_to_the_same_weights",),
         bug="step auto-saves read a plain loader: a resume restarts the epoch's data",
@@ -695,7 +695,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         file="adapters/fit/launchers.py",
         edits=(
             (
-                "        self.state.global_step = int(trainer.global_step)  # as train() records",
+                "        self.state.record_global_step(trainer.global_step)  # as train() records",
                 "        pass  #",
             ),
         ),

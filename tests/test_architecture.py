@@ -16,7 +16,26 @@ from import_graph import ENGINE, cycles, is_core, read_graph
 
 # (importer, imported module) -> why the import waits until the function runs. Keep it short:
 # a first-party import inside a function usually hides a cycle that a leaf module would remove.
-DEFERRED: dict[tuple[str, str], str] = {}
+DEFERRED: dict[tuple[str, str], str] = {
+    # -- the engine boundary (the core never imports adapters/ at module level) -----------------
+    ("nn_handler._engine", "nn_handler.adapters.api"): (
+        "the facade's single entry into the engine: Lightning is imported only when train(), "
+        "find_lr(), an export or a Lightning add_callback first runs, so `import nn_handler` and "
+        "NNHandler(...) stay light (tests/test_imports.py, benchmarks/bench_import.py)"
+    ),
+    ("nn_handler.checkpointing.autosaver", "nn_handler.adapters.hooks.autosaver"): (
+        "the original's path keeps AutoSaver (a Lightning callback) through PEP 562 __getattr__: "
+        "importing the compatibility module loads no Lightning"
+    ),
+    ("nn_handler.__main__", "nn_handler.adapters.config.entry"): (
+        "`python -m nn_handler` is the top of the stack like the CLI: the engine is imported when "
+        "the command runs, never by importing the package's __main__ module"
+    ),
+    ("nn_handler.adapters.config.entry", "nn_handler.adapters.cli"): (
+        "`nn-handler --help` is answered without Lightning nor torch (tests/test_imports.py); "
+        "the Lightning CLI is imported only for a real command"
+    ),
+}
 
 MAX_DEFERRED = 25
 

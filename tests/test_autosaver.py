@@ -9,10 +9,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from models import TinyNet, accuracy
-from nn_handler.adapters.hooks.autosaver import AutoSaver, auto_save_name, should_auto_save
+from nn_handler.adapters.hooks.autosaver import AutoSaver
 from torch import nn
 
 from nn_handler import NNHandler
+from nn_handler._ops.auto_save import auto_save_name, should_auto_save
 
 
 def _handler(data, validate=True):

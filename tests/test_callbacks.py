@@ -257,7 +257,7 @@ def test_lightning_callbacks_given_to_add_callback_run_in_train(small_data):
 
 
 def test_native_callbacks_in_a_plain_lightning_trainer(small_data):
-    from nn_handler.adapters.fit.run import build_module
+    from nn_handler.adapters.fit.inputs import build_module
 
     handler = make_handler(small_data)
     rec = Recorder()

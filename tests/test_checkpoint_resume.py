@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from models import DropoutNet, TinyNet, accuracy
-from nn_handler.adapters.fit.run import build_module, lightning_callbacks
+from nn_handler.adapters.fit.callbacks import lightning_callbacks
+from nn_handler.adapters.fit.inputs import build_module
 from torch import nn
 
 from nn_handler import Callback, NNHandler
@@ -302,7 +303,7 @@ def test_legacy_checkpoint_matches_expected_and_trains_on(legacy_file, cls_data)
 
 def test_loop_state_matches_a_real_trainer():
     # Guards the Trainer-free loop state of `save` against changes in Lightning's loops.
-    from nn_handler.adapters.fit.run import quiet_lightning
+    from nn_handler.adapters.fit.inputs import quiet_lightning
     from nn_handler.adapters.fit.trainer_factory import continue_from
 
     from nn_handler.checkpoint._state import _loop_template

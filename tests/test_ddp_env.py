@@ -9,14 +9,11 @@ import pytest
 import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.strategies import DDPStrategy
-from nn_handler.adapters.fit.strategy import (
-    collective_timeout,
-    ensure_process_group,
-    strategy_arguments,
-)
+from nn_handler.adapters.fit.strategy import strategy_arguments
 
 from nn_handler import NNHandler
 from nn_handler._env.dist_env import DistEnv, detect_distributed
+from nn_handler._env.process_group import collective_timeout, ensure_process_group
 
 # Building SLURMEnvironment outside srun on a machine that has srun warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore:The `srun` command is available")

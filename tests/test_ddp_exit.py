@@ -1,5 +1,5 @@
 """Real torchrun jobs end with exit status 0, and only the process group nn_handler created is
-destroyed at exit (see adapters/fit/process_group.py). 20 runs in a row:
+destroyed at exit (see nn_handler/_env/process_group.py). 20 runs in a row:
 ``python tests/reliability/ddp_exit_loop.py``."""
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def test_a_teardown_that_hangs_ends_the_process_instead(tmp_path):
             import socket, time
             import torch, torch.distributed as dist
             from nn_handler._env.dist_env import DistEnv
-            from nn_handler.adapters.fit import process_group
-            from nn_handler.adapters.fit.strategy import ensure_process_group
+            from nn_handler._env import process_group
+            from nn_handler._env.process_group import ensure_process_group
 
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
-from nn_handler.adapters.fit.dist_loaders import shard_train_loader, shard_val_loader
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset, WeightedRandomSampler
 
 import nn_handler
 import nn_handler.utils as utils
 from nn_handler._env.dist_env import DistEnv
+from nn_handler._env.dist_loaders import shard_train_loader, shard_val_loader
 from nn_handler.utils import _ordered_gather as og
 
 

@@ -13,7 +13,6 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import TensorDataset
 
 from nn_handler import VESDE, VPSDE, NNHandler, denoising_score_matching
@@ -251,7 +250,7 @@ def test_likelihood_score_guidance_adds_a_gradient_based_score():
 def test_apply_ema_samples_with_the_averaged_weights():
     torch.manual_seed(5)
     handler = exact_handler("vp")
-    handler.run_state.ema = AveragedModel(handler.module)
+    handler.run_state.ensure_ema(handler.module, 0.5, handler.device)
     with torch.no_grad():
         handler.ema.module.shift.fill_(3.0)
     assert_gaussian(handler.sample((2000, 2), steps=80, bar=False), 3.0, 1.0)

@@ -18,17 +18,17 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.launcher import _Launcher
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from models import TinyNet, accuracy
+from nn_handler.adapters.fit.callbacks import lightning_callbacks
 from nn_handler.adapters.fit.launchers import (
-    ProcessPlace,
     WorkerData,
     WorkerResultsLauncher,
     fit_arguments,
     stateless_callbacks,
     worker_data,
 )
-from nn_handler.adapters.fit.run import ensure_ema, lightning_callbacks
 from nn_handler.adapters.fit.strategy import strategy_arguments
 from nn_handler.adapters.hooks import progress_bar
+from nn_handler.adapters.hooks.process_place import ProcessPlace
 
 from nn_handler import NNHandler
 from nn_handler._env.dist_env import DistEnv
@@ -95,18 +95,19 @@ def make(cls_data, tmp_path, *callbacks) -> NNHandler:
 def test_run_state_travels_whole_through_bytes():
     module = torch.nn.Linear(3, 2)
     sent = RunState()
-    ensure_ema(sent, module, 0.5, "cpu")
+    sent.ensure_ema(module, 0.5, "cpu")
     with torch.no_grad():
         module.weight.add_(1.0)
     sent.ema.update_parameters(module)
     sent.record_epoch({"loss": 0.5, "val_loss": 0.7, "acc": 0.9, "val_acc": 0.8}, ["acc"])
-    sent.global_step, sent.stop_requested = 7, True
+    sent.record_global_step(7)
+    sent.request_stop()
     sent.saver.record("/tmp/x/a.pth")
     buffer = io.BytesIO()
     torch.save(sent.worker_state(), buffer)
 
     got = RunState()
-    ensure_ema(got, torch.nn.Linear(3, 2), 0.5, "cpu")
+    got.ensure_ema(torch.nn.Linear(3, 2), 0.5, "cpu")
     got.load_worker_state(torch.load(io.BytesIO(buffer.getvalue()), weights_only=False))
     assert got.history == sent.history and got.global_step == 7 and got.stop_requested
     for key, value in sent.ema.state_dict().items():
@@ -116,7 +117,7 @@ def test_run_state_travels_whole_through_bytes():
 
 def test_run_state_refuses_an_ema_it_cannot_hold():
     sent = RunState()
-    ensure_ema(sent, torch.nn.Linear(3, 2), 0.5, "cpu")
+    sent.ensure_ema(torch.nn.Linear(3, 2), 0.5, "cpu")
     with pytest.raises(RuntimeError, match="sent back ema_state_dict but this process has no ema"):
         RunState().load_worker_state(sent.worker_state())
 
@@ -139,7 +140,7 @@ def test_worker_results_land_in_the_main_processs_objects(cls_data, tmp_path):
     worker = make(cls_data, tmp_path, Counts(), Batches())
     worker.train(2, progress_bar=False, ema_decay=0.9)
     main = make(cls_data, tmp_path, Counts(), Batches())
-    ensure_ema(main.run_state, main.module, 0.9, main.device)  # train() does so before a launch
+    main.run_state.ensure_ema(main.module, 0.9, main.device)  # train() does so before a launch
 
     sender = WorkerResultsLauncher(None, "fork", worker.callbacks, worker.run_state, worker.runtime)
     finished = SimpleNamespace(

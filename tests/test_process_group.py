@@ -8,10 +8,10 @@ import socket
 import pytest
 import torch
 import torch.distributed as dist
-from nn_handler.adapters.fit import process_group
-from nn_handler.adapters.fit.strategy import ensure_process_group
 
+from nn_handler._env import process_group
 from nn_handler._env.dist_env import DistEnv
+from nn_handler._env.process_group import ensure_process_group
 
 ONE = DistEnv(True, 0, 0, 1, "torchrun", 1, 1, 0)  # a torchrun job of one process
 

@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 from ..._ops.suggest import close_match
+from ..datamodule import DATALOADER_ARGUMENTS, HandlerDataModule
+from .auto_save import AutoSave
 from .imports import config_files, import_object
 
 __all__ = ["KeyProblem", "config_key_problems", "option_names"]
@@ -111,12 +113,8 @@ class _Checker:
 
     def option_value(self, dotted: str, value: Any, path: tuple[str, ...]) -> None:
         if dotted == "data" and isinstance(value, dict) and "class_path" not in value:
-            from ..datamodule import HandlerDataModule
-
             self.init_args(HandlerDataModule, "HandlerDataModule", value, path)
         elif dotted == "model.auto_save" and isinstance(value, dict):
-            from ..cli import AutoSave
-
             fields = {f.name for f in dataclasses.fields(AutoSave)}
             for key in value:
                 if key not in fields:
@@ -149,8 +147,6 @@ class _Checker:
         self, target: Any, name: str, args: dict[str, Any], path: tuple[str, ...]
     ) -> None:
         accepted = _signature_names(target)
-        from ..datamodule import DATALOADER_ARGUMENTS, HandlerDataModule
-
         is_datamodule = isinstance(target, type) and issubclass(target, HandlerDataModule)
         for key, value in args.items():
             here = (*path, str(key))

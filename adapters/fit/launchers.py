@@ -14,7 +14,8 @@ uses its own channel (``get_extra_results`` → ``update_main_process_results``)
 run state (history, step counter, EMA, auto-saver bookkeeping), optimizer and scheduler states and
 every callback's ``state_dict()`` to the main process, which loads them into its own objects.
 The workers shard the data as under torchrun (:class:`WorkerData`). In every process Lightning
-started, :class:`ProcessPlace` gives the handler facade its rank, world size and device.
+started, ``ProcessPlace`` (``adapters/hooks/process_place.py``) gives the handler facade its rank,
+world size and device.
 """
 
 from __future__ import annotations
@@ -33,15 +34,17 @@ from lightning.pytorch.strategies.launchers import (
     _SubprocessScriptLauncher,
 )
 
-from ..._env.dist_env import DistEnv
-from ..._state.logger_spec import LoggerSpec
+from ..._env.dist_loaders import shard_train_loader, shard_val_loader
+from ..._state.data import require_batches, shuffle_seed
 from ..._state.run_state import RunState
 from ..._state.runtime import Runtime
 from ..._state.setup import Setup
 from ...callbacks.base import Callback as NativeCallback
+from .callbacks import place_process_first
+from .inputs import loaders, quiet_lightning
+from .trainer_factory import continue_from
 
 __all__ = [
-    "ProcessPlace",
     "WorkerData",
     "WorkerResultsLauncher",
     "fit_arguments",
@@ -69,15 +72,13 @@ def fit_arguments(
         RuntimeError: a launcher whose workers' results cannot come back.
         ValueError: the training loader yields no batch.
     """
-    from ..._state.data import require_batches
-
     make_loaders = functools.partial(process_loaders, setup, runtime, validate)
     launcher = trainer.strategy.launcher
     # Lightning starts (or started) this job's processes: each learns its rank at setup.
     placed = trainer.world_size > 1 and not runtime.dist.distributed
     if placed:
         # First, so that every other callback's setup sees the rank.
-        trainer.callbacks.insert(0, ProcessPlace(state, runtime))
+        place_process_first(trainer, state, runtime)
     if runtime.datamodule is not None:
         # Lightning calls its prepare_data/setup("fit") and shards its loaders in each process.
         train = val = None
@@ -121,10 +122,6 @@ def process_loaders(setup: Setup, runtime: Runtime, validate: bool) -> tuple[Any
     The handler shards its loaders when they are set under torchrun or SLURM; a process that
     Lightning started learns its rank only at setup, and shards them then.
     """
-    from ..._state.data import shuffle_seed
-    from .dist_loaders import shard_train_loader, shard_val_loader
-    from .run import loaders
-
     train, val = loaders(setup, validate, runtime.dist.distributed)
     dist = runtime.dist
     if dist.source == "lightning":
@@ -143,41 +140,6 @@ def stateless_callbacks(callbacks: Any) -> list[Any]:
         if type(callback).state_dict is base.state_dict:
             out.append(callback)
     return out
-
-
-class ProcessPlace(L.Callback):
-    """In a process Lightning started: the handler's rank, world size, device and logger.
-
-    At ``setup`` (before any other hook of the run) the runtime's ``dist`` and ``device`` become
-    this process's, so ``handler._rank``, ``_world_size`` and ``_distributed`` are right for
-    native callbacks; the handler's logger writes on rank 0 only, as under torchrun.
-
-    Args:
-        state: the run state (its EMA follows the model to this process's device).
-        runtime: the runtime whose ``dist`` and ``device`` are set.
-    """
-
-    def __init__(self, state: RunState, runtime: Runtime):
-        self.state = state
-        self.runtime = runtime
-        self.logger_spec = LoggerSpec.of(runtime.logger)
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        runtime = self.runtime
-        runtime.dist = DistEnv(
-            distributed=True,
-            rank=trainer.global_rank,
-            local_rank=trainer.local_rank,
-            world_size=trainer.world_size,
-            source="lightning",
-            local_world_size=trainer.num_devices,
-            num_nodes=trainer.num_nodes,
-            node_rank=trainer.node_rank,
-        )
-        runtime.device = trainer.strategy.root_device
-        if self.state.ema is not None:
-            self.state.ema.to(runtime.device)
-        self.logger_spec.apply(trainer.global_rank)
 
 
 class WorkerData(L.LightningDataModule):
@@ -236,8 +198,6 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
 
     def _wrapping_function(self, *args: Any, **kwargs: Any) -> None:
         # Runs first in each worker.
-        from .run import quiet_lightning
-
         if self._start_method != "fork" and isinstance(self._strategy.accelerator, CPUAccelerator):
             # Pickling for a new process put the CPU tensors in memory shared by all workers;
             # Lightning unshares the model's, and every rank must own its EMA and optimizer state.
@@ -266,7 +226,7 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
     def get_extra_results(self, trainer: L.Trainer) -> dict[str, Any]:
         extra = super().get_extra_results(trainer)
         optimizer, scheduler = self.runtime.optimizer, self.runtime.scheduler
-        self.state.global_step = int(trainer.global_step)  # as train() records after a fit
+        self.state.record_global_step(trainer.global_step)  # as train() records after a fit
         results = {
             "run_state": self.state.worker_state(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -279,8 +239,6 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
         return extra
 
     def update_main_process_results(self, trainer: L.Trainer, extra: dict[str, Any]) -> None:
-        from .trainer_factory import continue_from
-
         super().update_main_process_results(trainer, extra)
         # Written by this launcher in our own worker, read once, never from a file.
         results = torch.load(io.BytesIO(extra[_KEY]), map_location="cpu", weights_only=False)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import math
 import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-import torch
+import lightning as L
+from lightning.pytorch.callbacks import LearningRateFinder
+from lightning.pytorch.tuner import Tuner
 
-__all__ = ["LRFinderResult", "check_not_a_finder", "find_lr", "scale_learning_rate"]
+from ..._state.run_state import RunState
+from ..._state.runtime import Runtime
+from ..._state.setup import Setup
+from ...checkpoint._rng import capture_rng, restore_rng
+from ..steps.learning_rate import scale_learning_rate
+from ..steps.module import HandlerModule
+from .inputs import loaders, module_arguments, quiet_lightning
+from .trainer_factory import accelerator_for
+
+__all__ = ["LRFinderResult", "check_not_a_finder", "find_lr"]
 
 
 @dataclass(frozen=True)
@@ -40,8 +50,6 @@ def check_not_a_finder(callback: Any) -> None:
     Raises:
         TypeError: ``callback`` is a ``LearningRateFinder``.
     """
-    from lightning.pytorch.callbacks import LearningRateFinder
-
     if isinstance(callback, LearningRateFinder):
         raise TypeError(
             "LearningRateFinder cannot run inside train() (it needs Lightning's automatic "
@@ -50,25 +58,9 @@ def check_not_a_finder(callback: Any) -> None:
         )
 
 
-def scale_learning_rate(optimizer: torch.optim.Optimizer, scheduler: Any, lr: float) -> None:
-    """Give the first parameter group learning rate ``lr`` and every other group the same factor,
-    so their ratios stay; a scheduler's base rates follow (its later steps start from ``lr``)."""
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"The learning rate must be a positive finite number, got {lr!r}.")
-    groups = optimizer.param_groups
-    old = float(groups[0]["lr"])
-    for group in groups:
-        group["lr"] = group["lr"] * lr / old if old > 0 else float(lr)
-        if "initial_lr" in group:
-            group["initial_lr"] = group["initial_lr"] * lr / old if old > 0 else float(lr)
-    base = getattr(scheduler, "base_lrs", None)  # PyTorch's schedulers (not ReduceLROnPlateau)
-    if isinstance(base, list):
-        scheduler.base_lrs = [b * lr / old if old > 0 else float(lr) for b in base]
-
-
 def find_lr(
-    setup: Any,
-    runtime: Any,
+    setup: Setup,
+    runtime: Runtime,
     min_lr: float,
     max_lr: float,
     num_training: int,
@@ -83,15 +75,6 @@ def find_lr(
     temporary directory, removed after). The handler's history, step counter, EMA and the random
     number generators are left as they were, so a ``train()`` after it runs as it would have.
     """
-    import lightning as L
-    from lightning.pytorch.tuner import Tuner
-
-    from ..._state.run_state import RunState
-    from ...checkpoint._rng import capture_rng, restore_rng
-    from ..steps.module import HandlerModule
-    from .run import loaders, module_arguments, quiet_lightning
-    from .trainer_factory import accelerator_for
-
     if runtime.optimizer is None or setup.loss is None or setup.train_data is None:
         raise RuntimeError(
             "find_lr needs an optimizer (set_optimizer), a loss function (set_loss_fn) and "

@@ -1,44 +1,27 @@
 """Distributed environment → the process group and the Trainer's strategy arguments.
 
-The process group is created at handler construction exactly as Lightning's ``DDPStrategy``
-would create it (same cluster environment, backend and ``_init_dist_connection``), so that the
-Trainer finds it initialised and reuses it instead of creating a second one.
+The process group itself is created at handler construction, in the core
+(:func:`nn_handler._env.process_group.ensure_process_group`), exactly as ``DDPStrategy`` would
+create it, so that the Trainer finds it initialised and reuses it.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import logging
 import os
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 import torch
 
 from ..._env.dist_env import DistEnv
-from .process_group import remember_created_group
+from ..._env.process_group import cluster_environment, collective_timeout, process_group_backend
 
-__all__ = [
-    "DEFAULT_TIMEOUT_S",
-    "TIMEOUT_ENV",
-    "FIND_UNUSED_ENV",
-    "collective_timeout",
-    "cluster_environment",
-    "process_group_backend",
-    "ensure_process_group",
-    "strategy_arguments",
-]
+__all__ = ["FIND_UNUSED_ENV", "strategy_arguments"]
 
-#: Seconds a collective may wait for the other ranks before the job fails (Lightning's default).
-DEFAULT_TIMEOUT_S = 1800
-#: Environment variable overriding :data:`DEFAULT_TIMEOUT_S` (seconds).
-TIMEOUT_ENV = "NN_HANDLER_DDP_TIMEOUT"
 #: Environment variable switching DDP's ``find_unused_parameters`` on (``true``/``1``/``yes``).
 FIND_UNUSED_ENV = "DDP_FIND_UNUSED_PARAMETERS"
 
-_PACKAGES = ("fabric", "pytorch")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 # Decided by the handler from the environment, never by ddp_kwargs.
@@ -58,107 +41,6 @@ _OWNED = {
     "process_group",
     "device_mesh",
 }
-
-
-def collective_timeout(
-    timeout: float | timedelta | None = None, env: Mapping[str, str] | None = None
-) -> timedelta:
-    """The collective timeout: ``timeout`` (seconds or timedelta), else $NN_HANDLER_DDP_TIMEOUT,
-    else 30 minutes."""
-    if timeout is None:
-        raw = (os.environ if env is None else env).get(TIMEOUT_ENV, "")
-        try:
-            timeout = float(raw) if raw.strip() else DEFAULT_TIMEOUT_S
-        except ValueError as err:
-            raise ValueError(f"{TIMEOUT_ENV}={raw!r} must be a number of seconds.") from err
-    if isinstance(timeout, timedelta):
-        seconds = timeout.total_seconds()
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-        seconds = float(timeout)
-    else:
-        raise TypeError(f"timeout must be seconds or a datetime.timedelta, got {timeout!r}.")
-    if not seconds > 0:
-        raise ValueError(f"The collective timeout must be positive, got {seconds} s.")
-    return timedelta(seconds=seconds)
-
-
-def cluster_environment(dist: DistEnv) -> Any:
-    """Lightning's cluster environment for the launcher that started this process."""
-    from lightning.fabric.plugins.environments import TorchElasticEnvironment
-
-    if dist.source == "torchrun":
-        return TorchElasticEnvironment()
-    if dist.source == "slurm":
-        return _slurm_environment_type()()
-    raise ValueError(f"No cluster environment for a process that is not distributed ({dist}).")
-
-
-@functools.cache
-def _slurm_environment_type() -> type:
-    """Lightning's ``SLURMEnvironment`` reading the main node with nn_handler's node-list parser
-    (the one ``nn_handler_run`` uses), so that both agree on lists such as ``c[01-02]n[1-2]``."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    from ..._env.slurm_hosts import first_host
-
-    class _SLURMEnvironment(SLURMEnvironment):
-        resolve_root_node_address = staticmethod(first_host)
-
-    return _SLURMEnvironment
-
-
-def process_group_backend(device: torch.device) -> str:
-    """``nccl`` for CUDA devices, ``gloo`` otherwise."""
-    return "nccl" if device.type == "cuda" else "gloo"
-
-
-def ensure_process_group(
-    dist: DistEnv, device: torch.device, timeout: float | timedelta | None = None
-) -> None:
-    """Create the default process group for ``dist`` unless one exists (no-op for one process).
-
-    A group created here is destroyed at interpreter exit (:mod:`.process_group`); an existing
-    one is reused and left to whoever created it.
-
-    Raises:
-        RuntimeError: an existing process group disagrees with ``dist``.
-    """
-    if not dist.distributed:
-        return
-    import torch.distributed as tdist
-
-    if tdist.is_initialized():
-        if (tdist.get_world_size(), tdist.get_rank()) != (dist.world_size, dist.rank):
-            raise RuntimeError(
-                f"A process group already exists with world size {tdist.get_world_size()} and "
-                f"rank {tdist.get_rank()}, but the environment says {dist.world_size} and "
-                f"{dist.rank}."
-            )
-        return
-    from lightning.fabric.utilities.distributed import _init_dist_connection
-
-    kwargs: dict[str, Any] = {"timeout": collective_timeout(timeout)}
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        kwargs["device_id"] = device  # as DDPStrategy.setup_distributed: eager NCCL init
-    # Lightning logs each rank joining and a start banner at INFO; the handler stays quiet.
-    banners = [logging.getLogger(f"lightning.{p}.utilities.rank_zero") for p in _PACKAGES]
-    banners.append(logging.getLogger("lightning.fabric.utilities.distributed"))
-    levels = [log.level for log in banners]
-    for log in banners:
-        log.setLevel(logging.WARNING)
-    try:
-        _init_dist_connection(
-            cluster_environment(dist),
-            process_group_backend(device),
-            global_rank=dist.rank,
-            world_size=dist.world_size,
-            **kwargs,
-        )
-    finally:
-        for log, level in zip(banners, levels):
-            log.setLevel(level)
-    remember_created_group()
 
 
 def _env_flag(env: Mapping[str, str], key: str) -> bool | None:

@@ -9,8 +9,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.plugins import MixedPrecision
 
 from ..._ops.suggest import did_you_mean
+from ..steps.manual_steps import ManualSteps, StepSettings
+from .null_profiler import NullProfiler
 
 __all__ = [
     "TrainPlan",
@@ -89,14 +93,6 @@ def trainer_arguments(
                 stacklevel=3,
             )
     callbacks = list(callbacks)
-    from lightning.pytorch.callbacks import ProgressBar
-
-    own_bar = any(isinstance(c, ProgressBar) for c in callbacks)  # a user's, via add_callback
-    bars = plan.progress_bar or plan.epoch_train_and_val_pbar
-    if bars and not own_bar:
-        from ..hooks.progress_bar import EpochProgressBar
-
-        callbacks.append(EpochProgressBar(plan.progress_bar, plan.epoch_train_and_val_pbar))
     args: dict[str, Any] = {
         "accelerator": accelerator,
         "devices": devices,
@@ -107,8 +103,9 @@ def trainer_arguments(
         "gradient_clip_algorithm": "norm" if plan.gradient_clipping_norm else None,
         "check_val_every_n_epoch": max(plan.validate_every, 1),
         "num_sanity_val_steps": 0,
-        # Lightning refuses a progress bar callback with the flag off: a user's bar wins.
-        "enable_progress_bar": bars or own_bar,
+        # Lightning refuses a progress bar callback with the flag off; the callbacks
+        # (fit/callbacks.py) hold the handler's bar when one is asked for, or the user's.
+        "enable_progress_bar": any(isinstance(c, ProgressBar) for c in callbacks),
         "enable_model_summary": False,
         "enable_checkpointing": has_checkpointing,
         "logger": loggers if loggers else False,
@@ -116,21 +113,16 @@ def trainer_arguments(
         "default_root_dir": root_dir,
     }
     if precision == "16-mixed" and scaler is not None:
-        from lightning.pytorch.plugins import MixedPrecision
-
         # The handler's own scaler, so its state survives from one train() call to the next.
         args["plugins"] = [MixedPrecision("16-mixed", "cuda", scaler=scaler)]
         del args["precision"]
     return args
 
 
-def manual_steps(args: dict[str, Any]) -> Any:
+def manual_steps(args: dict[str, Any]) -> ManualSteps:
     """Take accumulation and clipping out of the final Trainer arguments ``args`` (the module
     does them, with manual optimization) and give the Trainer the no-cost profiler unless the
     user chose one."""
-    from ..steps.manual_steps import ManualSteps, StepSettings
-    from .null_profiler import NullProfiler
-
     steps = ManualSteps(StepSettings.take_from(args))
     if args.get("profiler") is None:
         args["profiler"] = NullProfiler()

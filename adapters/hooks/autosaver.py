@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import string
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -15,51 +14,13 @@ from lightning.pytorch.trainer.states import TrainerFn
 from ..._env.atomic import atomic_save, remove_quietly
 from ..._env.storage import makedirs
 from ..._env.write_guard import DestinationRefused, checked_destination
+from ..._ops.auto_save import auto_save_name, should_auto_save
 from ..._state.autosave import AutoSaveSettings
 from ..._state.run_state import SaverBookkeeping
 from ..fit.trainer_factory import mirror_step_counters
 from ..steps.batch_hooks import PerBatchHooks
 
-__all__ = ["AutoSaver", "auto_save_name", "should_auto_save"]
-
-
-def should_auto_save(
-    interval: int | None, epoch: int, last: bool, save_on_last_epoch: bool
-) -> bool:
-    """Whether 1-based global ``epoch`` is saved: every ``interval`` epochs, -1 → only the last
-    epoch of a ``train`` call, and the last one too when ``save_on_last_epoch``."""
-    if not interval:
-        return False
-    if interval > 0 and epoch % interval == 0:
-        return True
-    return last and (interval == -1 or save_on_last_epoch)
-
-
-def _fallback_name(pattern: str, epoch: int) -> str:
-    literal = "".join(text for text, *_ in string.Formatter().parse(pattern)).rstrip("_-. ")
-    return f"{os.path.basename(literal) or 'model'}_epoch{epoch:02d}"
-
-
-def auto_save_name(pattern: str, logs: dict[str, Any], epoch: int) -> str:
-    """``pattern.format(**logs)`` with ``.pth`` appended: a file name, never a path.
-
-    A missing key (or a formatted name that would leave the directory) warns and falls back to
-    the pattern's literal text followed by ``_epoch<NN>``.
-    """
-    try:
-        name = pattern.format(**logs)
-        if os.path.basename(name) != name or name in ("", ".", ".."):
-            raise ValueError(f"{name!r} is not a file name")
-    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as err:
-        name = _fallback_name(pattern, epoch)
-        warnings.warn(
-            f"Auto-save name {pattern!r} cannot be formatted with the epoch logs "
-            f"({type(err).__name__}: {err}; available keys: {sorted(logs)}); saving as "
-            f"{name + '.pth'!r} instead.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return name if name.endswith(".pth") else name + ".pth"
+__all__ = ["AutoSaver"]
 
 
 class AutoSaver(PerBatchHooks, ModelCheckpoint):

@@ -8,23 +8,17 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..._ops.batches import batch_size_of
 from ...callbacks.base import HOOKS, Callback
 from ..steps.batch_hooks import PerBatchHooks
-from ..steps.batches import batch_size_of
 from .epoch_logs import EpochLogs
+from .overrides import overridden_hooks
 
 __all__ = [
     "NativeCallbackBridge",
     "lightning_loggers",
-    "overridden_hooks",
     "restore_callback_states",
 ]
-
-
-def overridden_hooks(callback: Callback) -> set[str]:
-    """The native hooks ``callback``'s class overrides."""
-    cls = type(callback)
-    return {h for h in HOOKS if getattr(cls, h, None) is not getattr(Callback, h)}
 
 
 def _as_float(value: Any) -> float:
@@ -57,7 +51,10 @@ class NativeCallbackBridge(PerBatchHooks, L.Callback):
         self.callbacks = list(callbacks)
         self.logger = logger
         self.run_state = run_state
-        self._by_hook = {h: [c for c in self.callbacks if h in overridden_hooks(c)] for h in HOOKS}
+        self._by_hook = {
+            h: [c for c in self.callbacks if h in overridden_hooks(c, Callback, HOOKS)]
+            for h in HOOKS
+        }
         self._start_epoch = 0
         self._failures: dict[tuple[int, str], int] = {}
 
@@ -89,7 +86,7 @@ class NativeCallbackBridge(PerBatchHooks, L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         self._start_epoch = trainer.current_epoch
         if self.run_state is not None:
-            self.run_state.stop_requested = False
+            self.run_state.clear_stop()
         self._call(
             "on_train_begin",
             {

@@ -9,6 +9,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from ...callbacks.tensorboard import writes_epoch_values_itself
+
 __all__ = ["EpochLogs", "lr_logs"]
 
 
@@ -119,8 +121,6 @@ def _publish(pl_module: Any, values: dict[str, Any], to_loggers: bool = False) -
 def _log_epoch_values(trainer: L.Trainer, values: dict[str, float]) -> None:
     """One write of the epoch values to the Trainer's loggers, as ``self.log`` would, except
     to a native ``TensorBoardLogger``'s Lightning run: that callback writes them itself."""
-    from ...callbacks.tensorboard import writes_epoch_values_itself
-
     loggers = [lg for lg in trainer.loggers if not writes_epoch_values_itself(lg)]
     if len(loggers) == len(trainer.loggers):
         trainer._logger_connector.log_metrics(values)

@@ -43,11 +43,12 @@ from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.trainer import call
 from torch.nn.parallel import DistributedDataParallel
 
+from ..hooks.overrides import overridden_hooks
+
 __all__ = [
     "STEP_HOOKS",
     "ManualSteps",
     "StepSettings",
-    "overrides",
     "plain_ddp",
     "plain_single_device",
 ]
@@ -63,12 +64,6 @@ STEP_HOOKS = (
     "on_before_zero_grad",
 )
 _ALGORITHMS = ("norm", "value")
-
-
-def overrides(obj: Any, base: type, hooks: tuple[str, ...]) -> list[str]:
-    """The ``hooks`` that ``obj``'s class defines differently from ``base``."""
-    cls = type(obj)
-    return [h for h in hooks if getattr(cls, h, None) is not getattr(base, h, None)]
 
 
 @dataclass(frozen=True)
@@ -281,5 +276,5 @@ def can_step_directly(trainer: L.Trainer) -> bool:
     """Whether backward and the step may skip Lightning's hooks: :func:`plain_single_device` or
     :func:`plain_ddp`, and no callback that hooks into them."""
     return (plain_single_device(trainer) or plain_ddp(trainer)) and not any(
-        overrides(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks
+        overridden_hooks(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks
     )

@@ -12,13 +12,15 @@ import lightning as L
 import torch
 from torch import nn
 
+from ..._ops.batches import BatchReader, batch_size_of, predict_outputs
 from ..._state.loss import LossSpec
 from ..._state.metrics import is_torchmetric
 from ..._state.run_state import RunState
 from ...enums import ModelType
 from ...history import History
-from .batches import BatchReader, batch_size_of
+from ..fit.trainer_factory import mirror_step_counters
 from .epoch_stats import EpochStats
+from .learning_rate import scale_learning_rate
 
 __all__ = ["HandlerModule"]
 
@@ -290,10 +292,8 @@ class HandlerModule(L.LightningModule):
         """Add the handler's keys, so ``NNHandler.load`` reads what Lightning writes."""
         if self.checkpoint_keys is None:
             return
-        from ..fit.trainer_factory import mirror_step_counters
-
         steps = int(self.trainer.global_step)
-        self.run_state.global_step = steps
+        self.run_state.record_global_step(steps)
         for key, value in self.checkpoint_keys(self.trainer).items():
             # Lightning's own keys (state_dict, loops, optimizer_states, ...) stay authoritative.
             checkpoint.setdefault(key, value)
@@ -325,8 +325,6 @@ class HandlerModule(L.LightningModule):
 
     @lr.setter
     def lr(self, value: float) -> None:
-        from ..fit.lr_finder import scale_learning_rate
-
         if self.optimizer is None:
             raise AttributeError("lr: no optimizer is set (handler.set_optimizer(...)).")
         scale_learning_rate(self.optimizer, self.scheduler, value)
@@ -358,15 +356,3 @@ class HandlerModule(L.LightningModule):
         """Runs after every optimizer step (skipped or not): the EMA update."""
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-
-
-def predict_outputs(reader: BatchReader, model: nn.Module, batch: Any) -> Any:
-    """Model outputs for one inference batch; targets, if present, are ignored."""
-    if isinstance(batch, (list, tuple)):
-        if reader.model_type in (ModelType.CLASSIFICATION, ModelType.REGRESSION) and len(batch) < 2:
-            return reader.forward(model, batch[0], (), training=False)
-        inputs, _, extra = reader.split(batch)
-        if reader.model_type in (ModelType.CLASSIFICATION, ModelType.REGRESSION):
-            return reader.forward(model, inputs, extra, training=False)
-        return reader.forward(model, inputs, (), training=False)
-    return reader.forward(model, batch, (), training=False)

@@ -26,7 +26,11 @@ from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 
-from .manual_steps import STEP_HOOKS, ManualSteps, overrides
+from ..hooks.overrides import overridden_hooks
+from .batch_hooks import PerBatchHooks
+from .chunked_module import ChunkedHandlerModule
+from .manual_steps import STEP_HOOKS, ManualSteps
+from .module import HandlerModule
 
 _log = logging.getLogger(__name__)
 
@@ -62,14 +66,12 @@ def _quiet_checkpoint(callback: Any) -> bool:
 def hooked_callbacks(callbacks: list[Any]) -> list[str]:
     """``Class.hook`` for every batch, backward or optimizer-step hook that ``callbacks``
     override, the handler's own per-batch callbacks excepted."""
-    from .batch_hooks import PerBatchHooks
-
     found = []
     for cb in callbacks:
         if isinstance(cb, PerBatchHooks):
             continue
         hooks = STEP_HOOKS if _quiet_checkpoint(cb) else LIGHTNING_BATCH_HOOKS + STEP_HOOKS
-        found += [f"{type(cb).__name__}.{h}" for h in overrides(cb, L.Callback, hooks)]
+        found += [f"{type(cb).__name__}.{h}" for h in overridden_hooks(cb, L.Callback, hooks)]
     return found
 
 
@@ -150,12 +152,10 @@ def resolve_steps_per_execution(
     return int(requested)
 
 
-def build_fit_module(module_kwargs: dict[str, Any], steps: ManualSteps, batches: int) -> Any:
+def build_fit_module(
+    module_kwargs: dict[str, Any], steps: ManualSteps, batches: int
+) -> HandlerModule:
     """The module ``train()`` fits: per batch, or chunked when ``batches`` > 1."""
     if batches > 1:
-        from .chunked_module import ChunkedHandlerModule
-
         return ChunkedHandlerModule(steps_per_execution=batches, steps=steps, **module_kwargs)
-    from .module import HandlerModule
-
     return HandlerModule(steps=steps, **module_kwargs)

@@ -6,9 +6,17 @@ from typing import Any
 
 import torch
 
+from .dist_env import DistEnv
 from .user_warnings import warn_user
 
-__all__ = ["resolve_device", "to_cpu", "to_device"]
+__all__ = ["device_for_rank", "resolve_device", "to_cpu", "to_device"]
+
+
+def device_for_rank(device: torch.device, dist: DistEnv) -> torch.device:
+    """Under DDP each process uses its local GPU (or the CPU)."""
+    if dist.distributed and device.type == "cuda":
+        return torch.device("cuda", dist.local_rank)
+    return device
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

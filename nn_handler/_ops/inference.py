@@ -11,6 +11,8 @@ from .._env.devices import to_cpu, to_device
 from .._state.run_state import RunState
 from .._state.runtime import Runtime
 from .._state.setup import Setup
+from ..utils._ordered_gather import batch_sizes, gather_predictions, shard_for_predict
+from .batches import BatchReader, predict_outputs
 
 __all__ = ["predict", "inference_model"]
 
@@ -26,9 +28,6 @@ def predict(
     setup: Setup, state: RunState, runtime: Runtime, data_loader: Any, apply_ema: bool = True
 ) -> list[Any]:
     """Run the model in eval mode without gradients over ``data_loader``; outputs on the CPU."""
-    from ..adapters.steps.batches import BatchReader
-    from ..adapters.steps.module import predict_outputs
-
     if isinstance(data_loader, Dataset) and not isinstance(data_loader, DataLoader):
         data_loader = DataLoader(data_loader, batch_size=256)
     if not hasattr(data_loader, "__iter__"):
@@ -38,8 +37,6 @@ def predict(
     dist = runtime.dist
     sharded = dist.distributed and _process_group_ready()
     if sharded:
-        from ..utils._ordered_gather import batch_sizes, gather_predictions, shard_for_predict
-
         sizes = batch_sizes(data_loader, len(data_loader.dataset))
         data_loader = shard_for_predict(data_loader, dist.world_size, dist.rank)
     model = inference_model(runtime, state, apply_ema)

@@ -14,6 +14,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .._env.dist_env import DistEnv, detect_distributed
+from .._env.dist_loaders import shard_train_loader, shard_val_loader
 from ..dataloaders.rank_cached_h5_dataloader import EpochShuffleSampler
 from ..enums import DataLoaderType
 
@@ -114,8 +115,6 @@ def use_shuffle_seed(loader: Any, seed: int | None) -> None:
 
 
 def _shard(loader: DataLoader, role: str, dist: DistEnv, seed: int | None) -> DataLoader:
-    from ..adapters.fit.dist_loaders import shard_train_loader, shard_val_loader
-
     if role == "train":
         return shard_train_loader(loader, dist, shuffle_seed(seed))
     return shard_val_loader(loader, dist)

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from .._env import storage as _storage
+from .._ops.ema import ExponentialMovingAverage
 from ..history import History
 
 __all__ = ["RunState", "SaverBookkeeping", "file_identity"]
@@ -99,9 +102,12 @@ class SaverBookkeeping:
         }
 
 
-@dataclass
 class RunState:
     """The state one or more ``train()`` calls leave behind (see the module docstring).
+
+    Every field is read through a property and changed only through a method below, so the
+    ways a run state can change are listed here (an assignment such as ``state.ema = x`` raises
+    ``AttributeError``).
 
     Attributes:
         history: per-epoch losses and metrics.
@@ -123,43 +129,167 @@ class RunState:
             ``train()``, which continues that epoch.
     """
 
-    history: History = field(default_factory=History)
-    global_step: int = 0
-    stop_requested: bool = False
-    ema: Any = None
-    ema_decay: float = 0.0
-    grad_scaler: Any = None
-    saver: SaverBookkeeping = field(default_factory=SaverBookkeeping)
-    loader_rng: dict[str, Any] | None = None
-    loaded_loader_kwargs: dict[str, Any] = field(default_factory=dict)
-    resume_point: dict[str, Any] | None = None
-    datamodule_state: dict[str, Any] | None = None
+    __slots__ = (
+        "_history",
+        "_global_step",
+        "_stop_requested",
+        "_ema",
+        "_ema_decay",
+        "_grad_scaler",
+        "_saver",
+        "_loader_rng",
+        "_loaded_loader_kwargs",
+        "_resume_point",
+        "_datamodule_state",
+    )
+
+    def __init__(self) -> None:
+        self._history = History()
+        self._global_step = 0
+        self._stop_requested = False
+        self._ema: ExponentialMovingAverage | None = None
+        self._ema_decay = 0.0
+        self._grad_scaler: torch.amp.GradScaler | None = None
+        self._saver = SaverBookkeeping()
+        self._loader_rng: dict[str, Any] | None = None
+        self._loaded_loader_kwargs: dict[str, Any] = {}
+        self._resume_point: dict[str, Any] | None = None
+        self._datamodule_state: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------- reading
+    @property
+    def history(self) -> History:
+        return self._history
+
+    @property
+    def global_step(self) -> int:
+        return self._global_step
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    @property
+    def ema(self) -> ExponentialMovingAverage | None:
+        return self._ema
+
+    @property
+    def ema_decay(self) -> float:
+        return self._ema_decay
+
+    @property
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        return self._grad_scaler
+
+    @property
+    def saver(self) -> SaverBookkeeping:
+        return self._saver
+
+    @property
+    def loader_rng(self) -> dict[str, Any] | None:
+        return self._loader_rng
+
+    @property
+    def loaded_loader_kwargs(self) -> dict[str, Any]:
+        return self._loaded_loader_kwargs
+
+    @property
+    def resume_point(self) -> dict[str, Any] | None:
+        return self._resume_point
+
+    @property
+    def datamodule_state(self) -> dict[str, Any] | None:
+        return self._datamodule_state
 
     @property
     def epochs_done(self) -> int:
-        return self.history.epochs_done
+        return self._history.epochs_done
 
+    # ------------------------------------------------------------- changes
     def record_epoch(self, logs: dict[str, Any], metric_names: list[str]) -> None:
-        self.history.record(logs, metric_names)
+        self._history.record(logs, metric_names)
+
+    def record_global_step(self, steps: int) -> None:
+        """Optimizer steps taken so far (Lightning's ``trainer.global_step``)."""
+        self._global_step = int(steps)
+
+    def request_stop(self) -> None:
+        """End training after the current epoch (``handler._stop_training = True``)."""
+        self._stop_requested = True
+
+    def clear_stop(self) -> None:
+        """A new run starts: no stop requested."""
+        self._stop_requested = False
+
+    def ensure_ema(self, module: torch.nn.Module, decay: float, device: Any) -> None:
+        """Create (or keep) the exponential moving average of ``module``'s weights on ``device``.
+
+        A decay of 0.0 creates none (an existing one only follows ``device``); another decay
+        than the current one starts a new average.
+        """
+        if decay == 0.0:
+            if self._ema is not None:
+                self._ema.to(device)
+            return
+        if self._ema is None or self._ema_decay != decay:
+            self._ema = ExponentialMovingAverage(module, decay)
+            self._ema_decay = float(decay)
+        self._ema.to(device)
+
+    def drop_ema(self) -> None:
+        """No average any more (a new model; an EMA state that did not fit the model)."""
+        self._ema, self._ema_decay = None, 0.0
+
+    def ensure_grad_scaler(
+        self, device: torch.device, use_amp: bool = True
+    ) -> torch.amp.GradScaler | None:
+        """The CUDA AMP scaler, created once and kept across ``train()`` calls; ``None`` unless
+        ``use_amp`` on a CUDA ``device``."""
+        if not (use_amp and device.type == "cuda"):
+            return None
+        if self._grad_scaler is None:
+            self._grad_scaler = torch.amp.GradScaler("cuda")
+        return self._grad_scaler
+
+    def set_loaded_loaders(self, loader_kwargs: dict[str, Any], rng: dict[str, Any]) -> None:
+        """What a loaded checkpoint says about the loaders: their arguments (by role) and the
+        generator states the next ``train()`` hands them."""
+        self._loaded_loader_kwargs = dict(loader_kwargs)
+        self._loader_rng = dict(rng)
+
+    def set_resume_point(self, point: dict[str, Any] | None) -> None:
+        """A loaded checkpoint's inside-an-epoch resume point (or ``None``), for the next
+        ``train()``."""
+        self._resume_point = point
+
+    def set_datamodule_state(self, state: dict[str, Any] | None) -> None:
+        """A loaded checkpoint's data-module state (or ``None``), for the next
+        ``set_datamodule``."""
+        self._datamodule_state = state
 
     def take_loader_rng(self) -> dict[str, Any]:
         """The pending loader generator states, handed out once."""
-        pending, self.loader_rng = self.loader_rng or {}, None
+        pending, self._loader_rng = self._loader_rng or {}, None
         return pending
 
     def take_resume_point(self) -> dict[str, Any] | None:
         """The pending inside-an-epoch resume point, handed out once."""
-        pending, self.resume_point = self.resume_point, None
+        pending, self._resume_point = self._resume_point, None
+        return pending
+
+    def take_datamodule_state(self) -> dict[str, Any] | None:
+        """The pending data-module state, handed out once."""
+        pending, self._datamodule_state = self._datamodule_state, None
         return pending
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """Checkpoint entries: history keys, step counter, EMA and scaler states."""
-        out: dict[str, Any] = dict(self.history.state_dict())
-        out["handler_global_step"] = int(self.global_step)
-        out["ema_state_dict"] = self.ema.state_dict() if self.ema is not None else None
-        out["ema_decay"] = float(self.ema_decay) if self.ema is not None else 0.0
-        scaler = self.grad_scaler
+        out: dict[str, Any] = dict(self._history.state_dict())
+        out["handler_global_step"] = int(self._global_step)
+        out["ema_state_dict"] = self._ema.state_dict() if self._ema is not None else None
+        out["ema_decay"] = float(self._ema_decay) if self._ema is not None else 0.0
+        scaler = self._grad_scaler
         out["grad_scaler_state_dict"] = scaler.state_dict() if scaler is not None else None
         return out
 
@@ -170,8 +300,8 @@ class RunState:
         auto-saver wrote (the main process may delete them later, as if it had written them).
         """
         out = self.state_dict()
-        out["stop_requested"] = bool(self.stop_requested)
-        out["saver"] = self.saver.state()
+        out["stop_requested"] = bool(self._stop_requested)
+        out["saver"] = self._saver.state()
         return out
 
     def load_worker_state(self, state: dict[str, Any]) -> None:
@@ -180,22 +310,25 @@ class RunState:
         Raises:
             RuntimeError: the worker kept an EMA or scaler that this process does not have.
         """
-        self.history.load_state_dict(state)
-        self.global_step = int(state["handler_global_step"])
-        self.stop_requested = bool(state["stop_requested"])
-        for name, key in (("ema", "ema_state_dict"), ("grad_scaler", "grad_scaler_state_dict")):
+        self._history.load_state_dict(state)
+        self._global_step = int(state["handler_global_step"])
+        self._stop_requested = bool(state["stop_requested"])
+        targets = (
+            ("ema", "ema_state_dict", self._ema),
+            ("grad_scaler", "grad_scaler_state_dict", self._grad_scaler),
+        )
+        for name, key, target in targets:
             if state.get(key) is None:
                 continue
-            target = getattr(self, name)
             if target is None:
                 raise RuntimeError(
                     f"A worker process sent back {key} but this process has no {name}."
                 )
             target.load_state_dict(state[key])
-        self.saver.load_state(state["saver"])
+        self._saver.load_state(state["saver"])
 
     def load_history(self, ckpt: dict[str, Any]) -> None:
         """History and step counter from a checkpoint (Lightning's ``global_step`` wins)."""
-        self.history.load_state_dict(ckpt)
+        self._history.load_state_dict(ckpt)
         step = ckpt.get("global_step", ckpt.get("handler_global_step", 0))
-        self.global_step = int(step or 0)
+        self._global_step = int(step or 0)

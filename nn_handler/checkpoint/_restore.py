@@ -151,21 +151,20 @@ def _load_optimization_states(handler: Any, ckpt: dict[str, Any]) -> None:
 def _load_ema_and_scaler(
     state: RunState, module: torch.nn.Module, device: torch.device, ckpt: dict[str, Any]
 ) -> None:
-    from ..adapters.fit.run import ensure_ema
-
     decay = float(ckpt.get("ema_decay") or 0.0)
     ema_state = ckpt.get("ema_state_dict")
     if decay > 0 and ema_state:
-        ensure_ema(state, module, decay, device)
+        state.ensure_ema(module, decay, device)
         try:
             state.ema.load_state_dict(ema_state)
         except (RuntimeError, KeyError) as err:
             _warn(f"EMA state not restored ({err}); the average restarts from the weights.")
-            state.ema, state.ema_decay = None, 0.0
+            state.drop_ema()
     scaler = ckpt.get("grad_scaler_state_dict")
     if scaler and torch.cuda.is_available() and device.type == "cuda":
-        state.grad_scaler = torch.amp.GradScaler("cuda")
-        state.grad_scaler.load_state_dict(scaler)
+        grad_scaler = state.ensure_grad_scaler(device)
+        if grad_scaler is not None:  # always on a CUDA device
+            grad_scaler.load_state_dict(scaler)
 
 
 def _load_sampler_state(handler: Any, ckpt: dict[str, Any], trust: bool) -> None:
@@ -308,9 +307,9 @@ def load_handler(
         state = handler.run_state
         if not skip_history:
             with _entry(file, "epoch_in_progress, loops"):
-                state.resume_point = _resume_point(ckpt, file)
+                state.set_resume_point(_resume_point(ckpt, file))
         with _entry(file, "datamodule_state_dict"):
-            state.datamodule_state = _datamodule_state(ckpt.get("datamodule_state_dict"), ctx)
+            state.set_datamodule_state(_datamodule_state(ckpt.get("datamodule_state_dict"), ctx))
         with _entry(file, "rng_states"):
             if restore_rng and ckpt.get("rng_states"):
                 _restore_rng_states(ckpt["rng_states"])
@@ -376,11 +375,13 @@ def _load_states(
         with _entry(file, "ema_decay, ema_state_dict, grad_scaler_state_dict"):
             _load_ema_and_scaler(state, handler.module, handler.device, ckpt)
     with _entry(file, "train_loader_kwargs, val_loader_kwargs, loader_rng_states"):
-        state.loaded_loader_kwargs = {
-            "train": dict(ckpt.get("train_loader_kwargs") or {}),
-            "val": dict(ckpt.get("val_loader_kwargs") or {}),
-        }
-        state.loader_rng = dict(ckpt.get("loader_rng_states") or {})
+        state.set_loaded_loaders(
+            {
+                "train": dict(ckpt.get("train_loader_kwargs") or {}),
+                "val": dict(ckpt.get("val_loader_kwargs") or {}),
+            },
+            dict(ckpt.get("loader_rng_states") or {}),
+        )
 
 
 def _datamodule_state(stored: Any, ctx: ReadContext) -> dict[str, Any] | None:

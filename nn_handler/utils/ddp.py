@@ -23,6 +23,7 @@ import torch.distributed as dist
 from .._env.devices import resolve_device as _resolve_device  # noqa: F401 - the original's name
 from .._env.devices import to_cpu
 from .._env.dist_env import detect_distributed
+from .._env.process_group import collective_timeout, ensure_process_group
 from .._env.slurm_hosts import first_host
 from .._env.user_warnings import warn_user
 
@@ -68,8 +69,6 @@ def initialize_ddp(
         is ``cuda:<local_rank>`` when CUDA is available, else the CPU. Outside a launcher:
         ``(False, 0, 0, 1, device)``.
     """
-    from ..adapters.fit.strategy import collective_timeout
-
     collective_timeout(timeout)  # validate before anything else
     if _initialized():
         return None
@@ -80,8 +79,6 @@ def _initialize_distributed(
     timeout: float | timedelta | None = None,
 ) -> tuple[bool, int, int, int, torch.device]:
     """:func:`initialize_ddp`, but the tuple also when the process group already exists."""
-    from ..adapters.fit.strategy import ensure_process_group
-
     env = detect_distributed(None)
     device = _pick_device(env.local_rank if env.distributed else 0)
     ensure_process_group(env, device, timeout)

@@ -21,9 +21,10 @@ def on_gpu(size, device):
 def main() -> None:
     print("parallelize_on_gpus:", on_gpu(5))
     import torch.distributed as dist
-    from nn_handler.adapters.fit.strategy import ensure_process_group, strategy_arguments
+    from nn_handler.adapters.fit.strategy import strategy_arguments
 
     from nn_handler._env.dist_env import DistEnv
+    from nn_handler._env.process_group import ensure_process_group
     from nn_handler.utils import aggregate_metrics, broadcast_data, on_rank
 
     with socket.socket() as s:

@@ -36,7 +36,7 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from ..._env.dist_env import DistEnv
+from .dist_env import DistEnv
 
 __all__ = ["RankLocalSampler", "shard_train_loader", "shard_val_loader"]
 

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...enums import ModelType
+from ..enums import ModelType
 
-__all__ = ["BatchReader", "batch_size_of"]
+__all__ = ["BatchReader", "batch_size_of", "predict_outputs"]
 
 
 def batch_size_of(inputs: Any) -> int:
@@ -105,3 +105,15 @@ class BatchReader:
             return self._train_fn(inputs, *args, **kwargs)
         args, kwargs = self._bind(extra, self._eval_extra_names)
         return model(inputs, *args, **kwargs)
+
+
+def predict_outputs(reader: BatchReader, model: nn.Module, batch: Any) -> Any:
+    """Model outputs for one inference batch; targets, if present, are ignored."""
+    if isinstance(batch, (list, tuple)):
+        if reader.model_type in (ModelType.CLASSIFICATION, ModelType.REGRESSION) and len(batch) < 2:
+            return reader.forward(model, batch[0], (), training=False)
+        inputs, _, extra = reader.split(batch)
+        if reader.model_type in (ModelType.CLASSIFICATION, ModelType.REGRESSION):
+            return reader.forward(model, inputs, extra, training=False)
+        return reader.forward(model, inputs, (), training=False)
+    return reader.forward(model, batch, (), training=False)
