@@ -177,3 +177,21 @@ def test_the_graph_sees_through_a_lazy_package(tmp_path):
     modules = {"nn_handler.pkg": init, "nn_handler.pkg.impl": init, "nn_handler.user": user}
     found = _imports_of("nn_handler.user", user, modules, {"nn_handler.pkg": table})
     assert [i.target for i in found] == ["nn_handler.pkg.impl", "nn_handler.pkg"]
+
+
+def test_the_documented_graph_commands_print_the_graph(capsys):
+    """docs/architecture.md's three commands: the summary, the edges and the Graphviz file."""
+    from import_graph import main
+
+    assert main([]) == 0
+    summary = capsys.readouterr().out
+    assert "cycles (module and function level): 0" in summary
+    assert "module-level engine imports in the core: 0" in summary
+    assert main(["--edges"]) == 0
+    edges = capsys.readouterr().out.splitlines()
+    assert any(
+        e.startswith("nn_handler._engine:") and "adapters.api [function]" in e for e in edges
+    )
+    assert main(["--dot"]) == 0
+    dot = capsys.readouterr().out
+    assert dot.startswith("digraph") and '"nn_handler.handler" -> "nn_handler._engine";' in dot
