@@ -12,7 +12,7 @@ import inspect
 import textwrap
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from ..enums import DataLoaderType, ModelType
 from . import config_values as cfg
 from . import refs as _refs
 from .paths import Kind, Unresolvable, import_path, resolve
+
+if TYPE_CHECKING:
+    from .._state.setup import ReadContext
 
 _OR_TRUST = ", or NNHandler.load(..., trust_checkpoint=True) if you trust this file"
 
@@ -89,7 +92,9 @@ class Codec:
     def to_checkpoint(self, value: Any, problems: list[str]) -> dict[str, Any]:
         return {}
 
-    def from_checkpoint(self, ckpt: dict[str, Any], ctx: Any, values: dict[str, Any]) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         return None
 
     def to_config(self, value: Any, report: cfg.Report) -> dict[str, Any]:
@@ -160,7 +165,9 @@ class ComponentCodec(Codec):
         kwargs = _refs.decode_kwargs(ckpt.get(f"{p}_kwargs"), f"{p}_kwargs", trust)
         return Component(target, kwargs)
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Component | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Component | None:
         try:
             return self.read(ckpt, ctx.trust)
         except Unresolvable as err:
@@ -191,13 +198,15 @@ class ModelCodec(ComponentCodec):
     def __init__(self) -> None:
         super().__init__("model", "model.model", lambda: nn.Module, "Model", "")
 
-    def to_config(self, value: Component, report: cfg.Report) -> dict[str, Any]:
+    def to_config(self, value: Component | None, report: cfg.Report) -> dict[str, Any]:
         spec = cfg.component_spec(value, self.config_key, report)
         if spec is not None:
             spec.setdefault("init_args", {})
         return {self.config_key: spec}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Component:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Component:
         given_cls, given_kwargs = ctx.given.get("model_class"), ctx.given.get("model_kwargs")
         if given_cls is not None:
             if not self.kind.accepts(given_cls):
@@ -255,7 +264,9 @@ def _class_from_code(code: str, stored: Any) -> type:
 class SchedulerCodec(ComponentCodec):
     """A scheduler needs an optimizer: without one (skipped or not restored) it is not read."""
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Component | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Component | None:
         if values.get("optimizer") is None:
             return None
         return super().from_checkpoint(ckpt, ctx, values)
@@ -282,7 +293,9 @@ class PlainCodec(Codec):
     def to_checkpoint(self, value: Any, problems: list[str]) -> dict[str, Any]:
         return {self.key: _refs.encode(self.to_plain(value), problems, self.key)}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         if ckpt.get(self.key) is None:
             return None
         try:
@@ -326,7 +339,9 @@ class DeviceCodec(PlainCodec):
             not_in_config="the Trainer's accelerator/devices place the model",
         )
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         return None  # where to run is chosen by whoever loads (NNHandler.load(device=...))
 
 
@@ -355,7 +370,9 @@ class LossCodec(Codec):
             "pass_epoch_to_loss": bool(value.pass_epoch),
         }
 
-    def from_checkpoint(self, ckpt, ctx, values) -> LossSpec | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> LossSpec | None:
         fn = ctx.given.get("loss_fn")
         try:
             kwargs = _refs.decode_kwargs(ckpt.get("loss_fn_kwargs"), "loss_fn_kwargs", ctx.trust)
@@ -430,7 +447,9 @@ class MetricsCodec(Codec):
             }
         }
 
-    def from_checkpoint(self, ckpt, ctx, values) -> dict[str, Any]:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> dict[str, Any]:
         given = dict(ctx.given.get("metrics") or {})
         out: dict[str, Any] = {}
         for name, stored in _table(ckpt, "metrics", ctx).items():
@@ -499,7 +518,9 @@ class CallbacksCodec(Codec):
             "lightning_callback_classes": lightning,
         }
 
-    def from_checkpoint(self, ckpt, ctx, values) -> tuple[Any, ...]:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> tuple[Any, ...]:
         classes = _table(ckpt, "callback_classes", ctx)
         states = _table(ckpt, "callback_states", ctx)
         init = _table(ckpt, "callback_kwargs", ctx)
@@ -604,7 +625,9 @@ class AutoSaveCodec(Codec):
     def to_checkpoint(self, value: AutoSaveSettings, problems: list[str]) -> dict[str, Any]:
         return {"auto_saver_state": value.state_dict()}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> AutoSaveSettings | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> AutoSaveSettings | None:
         settings, refused = settings_for_resume(ckpt.get("auto_saver_state"), ctx.file)
         if refused:
             ctx.warn(
@@ -665,7 +688,9 @@ class TrainOptionsCodec(Codec):
         )
         return {"training_options": options}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         from .._state.setup import TrainOptions
 
         stored = dict(ckpt.get("training_options") or {})

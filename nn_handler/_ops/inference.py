@@ -24,7 +24,7 @@ def inference_model(runtime: Runtime, state: RunState, apply_ema: bool) -> torch
 
 def predict(
     setup: Setup, state: RunState, runtime: Runtime, data_loader: Any, apply_ema: bool = True
-) -> list[Any]:
+) -> list[Any] | None:
     """Run the model in eval mode without gradients over ``data_loader``; outputs on the CPU."""
     from ..adapters.steps.batches import BatchReader
     from ..adapters.steps.module import predict_outputs
