@@ -8,6 +8,8 @@ stored as import paths, never pickled. The same file carries the keys Lightning 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from .._env.atomic import atomic_save
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-def _dist_rank_and_barrier():
+def _dist_rank_and_barrier() -> tuple[int, Callable[[], object] | None]:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -51,7 +53,7 @@ def _dist_rank_and_barrier():
     return 0, None
 
 
-def _on_rank_zero_then_wait(write) -> None:
+def _on_rank_zero_then_wait(write: Callable[[], object]) -> None:
     rank, barrier = _dist_rank_and_barrier()
     try:
         if rank == 0:
@@ -71,7 +73,7 @@ def handler_state(handler: Any) -> dict[str, Any]:
     return full_checkpoint(handler.setup, handler.run_state, handler.runtime)
 
 
-def save_handler(handler: Any, path: str) -> None:
+def save_handler(handler: Any, path: str | os.PathLike[str]) -> None:
     """Write ``handler``'s complete state to ``path`` (atomic; rank 0 writes, others wait)."""
 
     def write() -> None:
@@ -81,7 +83,7 @@ def save_handler(handler: Any, path: str) -> None:
     _on_rank_zero_then_wait(write)
 
 
-def save_handler_files(handler: Any, directory: str) -> None:
+def save_handler_files(handler: Any, directory: str | os.PathLike[str]) -> None:
     """Write ``handler``'s state as a multi-file checkpoint: ``directory/<key>.pth`` per key of
     :func:`handler_checkpoint` plus a manifest (atomic as a whole; rank 0 writes, others wait).
 

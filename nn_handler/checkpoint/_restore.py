@@ -11,7 +11,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,6 +27,9 @@ from . import _multi, _read
 from ._rng import restore_rng as _restore_rng_states
 from ._state import caller_level
 from ._weights import load_weights
+
+if TYPE_CHECKING:
+    from ..handler import NNHandler
 
 __all__ = [
     "initialize_from_checkpoint",
@@ -236,7 +239,7 @@ def _build_error_key(setup: Setup, err: BaseException) -> str:
 
 
 def load_handler(
-    cls: type,
+    cls: type[NNHandler],
     path: str,
     *,
     device: Any = None,
@@ -437,7 +440,7 @@ def _saved_class_name(value: Any) -> str | None:
 
 # ---------------------------------------------------------- weights only
 def initialize_from_checkpoint(
-    cls: type,
+    cls: type[NNHandler],
     path: str,
     model_class: type,
     *,
