@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
@@ -16,6 +16,9 @@ from .._state.setup import Setup
 from .datamodule import HandlerDataModule
 from .fit.resume_paths import drop_checkpoint_paths
 from .steps.module import HandlerModule
+
+if TYPE_CHECKING:
+    from ..handler import NNHandler
 
 __all__ = [
     "ExportedHandlerModule",
@@ -64,9 +67,11 @@ class ExportedHandlerModule(HandlerModule):
         save_on_last_epoch: the AutoSaver also saves after the Trainer's last epoch.
     """
 
+    handler: NNHandler  # a plain attribute (set through __dict__), declared for mypy
+
     def __init__(
         self,
-        handler: Any,
+        handler: NNHandler,
         debug_print_interval: int | None = None,
         save_on_last_epoch: bool = True,
     ):
@@ -94,7 +99,7 @@ class ExportedHandlerModule(HandlerModule):
         trainer = self.trainer
         fitting = trainer.state.fn == "fit"
         handed = self.__dict__.setdefault("_handed_callbacks", weakref.WeakSet())
-        present = trainer.callbacks
+        present = trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         callbacks = []
         handler = self.handler
         parts = (handler.setup, handler.run_state, handler.runtime)
@@ -105,7 +110,7 @@ class ExportedHandlerModule(HandlerModule):
                 continue
             callbacks.append(callback)
         if fitting and any(isinstance(c, Checkpoint) for c in callbacks):
-            trainer.callbacks = [c for c in present if not _is_default_checkpoint(c)]
+            trainer.callbacks = [c for c in present if not _is_default_checkpoint(c)]  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         for callback in callbacks:
             with contextlib.suppress(TypeError):  # a user's callback that takes no weak reference
                 handed.add(callback)
@@ -122,10 +127,10 @@ class ExportedHandlerModule(HandlerModule):
         from .hooks.callback_bridge import NativeCallbackBridge
         from .hooks.epoch_logs import EpochLogs
 
-        callbacks = self.trainer.callbacks
+        callbacks = self.trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         first = [c for c in callbacks if isinstance(c, (EpochLogs, NativeCallbackBridge))]
         rest = [c for c in callbacks if not isinstance(c, (EpochLogs, NativeCallbackBridge))]
-        self.trainer.callbacks = first + rest
+        self.trainer.callbacks = first + rest  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         runtime: Runtime = self.handler.runtime
         if self.trainer.world_size > 1 and not runtime.dist.distributed:
             # Launched by Lightning (CLI, strategy="ddp"): callbacks read the rank from the handler.

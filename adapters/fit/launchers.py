@@ -23,7 +23,7 @@ import functools
 import io
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -77,7 +77,7 @@ def fit_arguments(
     placed = trainer.world_size > 1 and not runtime.dist.distributed
     if placed:
         # First, so that every other callback's setup sees the rank.
-        trainer.callbacks.insert(0, ProcessPlace(state, runtime))
+        trainer.callbacks.insert(0, ProcessPlace(state, runtime))  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
     if runtime.datamodule is not None:
         # Lightning calls its prepare_data/setup("fit") and shards its loaders in each process.
         train = val = None
@@ -224,7 +224,7 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
     def __init__(
         self,
         strategy: Any,
-        start_method: str,
+        start_method: Literal["spawn", "fork", "forkserver"],
         callbacks: Any,
         state: RunState,
         runtime: Runtime,
@@ -286,6 +286,7 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
         results = torch.load(io.BytesIO(extra[_KEY]), map_location="cpu", weights_only=False)
         self.state.load_worker_state(results["run_state"])
         if results["optimizer"] is not None:
+            assert self.runtime.optimizer is not None  # the worker had this one
             self.runtime.optimizer.load_state_dict(results["optimizer"])
         if results["scheduler"] is not None:
             self.runtime.scheduler.load_state_dict(results["scheduler"])

@@ -10,8 +10,8 @@ import contextlib
 import functools
 import logging
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,6 +19,9 @@ from ..._env.dist_env import DistEnv
 from ..._state.run_state import RunState
 from ..._state.runtime import Runtime
 from ..._state.setup import Setup, TrainOptions, check_positive_int
+
+if TYPE_CHECKING:
+    from ..steps.module import HandlerModule
 
 __all__ = [
     "apply_loader_rng",
@@ -75,7 +78,7 @@ def init_process_group(dist: DistEnv, device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def quiet_lightning():
+def quiet_lightning() -> Iterator[None]:
     """Silence Lightning's informational banners and tips for the duration of a run."""
     saved = []
     for name in _QUIET_LOGGERS:
@@ -150,7 +153,7 @@ def module_arguments(
     )
 
 
-def build_module(setup: Setup, state: RunState, runtime: Runtime):
+def build_module(setup: Setup, state: RunState, runtime: Runtime) -> HandlerModule:
     """The generated LightningModule for this setup."""
     from ..steps.module import HandlerModule
 
@@ -292,6 +295,7 @@ def loaders(setup: Setup, validate: bool, distributed: bool = False) -> tuple:
     """
     from ..._state.data import stateful_loader, use_shuffle_seed
 
+    assert setup.train_data is not None  # every caller checks it first
     train = setup.train_data.loader
     if _saves_inside_epochs(setup):
         train = stateful_loader(setup.train_data, distributed)

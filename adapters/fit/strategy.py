@@ -102,7 +102,9 @@ def _slurm_environment_type() -> type:
     from ..._env.slurm_hosts import first_host
 
     class _SLURMEnvironment(SLURMEnvironment):
-        resolve_root_node_address = staticmethod(first_host)
+        @staticmethod
+        def resolve_root_node_address(nodes: str) -> str:
+            return first_host(nodes)
 
     return _SLURMEnvironment
 

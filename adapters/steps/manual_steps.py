@@ -41,6 +41,7 @@ from lightning.pytorch.overrides.distributed import prepare_for_backward
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.trainer import call
+from lightning.pytorch.utilities.enums import GradClipAlgorithmType
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
@@ -146,11 +147,14 @@ class ManualSteps:
         self._lightning_optimizer = trainer.strategy._lightning_optimizers[0]
         plugin = trainer.precision_plugin
         self._plugin = plugin
-        mixed = isinstance(plugin, MixedPrecision)
-        self._scaler = plugin.scaler if mixed else None
+        self._scaler = plugin.scaler if isinstance(plugin, MixedPrecision) else None
         # Backward and the step ran outside the autocast region with automatic optimization.
         # (An autocast object may be entered again once exited.)
-        self._outside_autocast = torch.autocast(plugin.device, enabled=False) if mixed else _NULL
+        self._outside_autocast = (
+            torch.autocast(plugin.device, enabled=False)
+            if isinstance(plugin, MixedPrecision)
+            else _NULL
+        )
         self._unscale = self._scaler is not None and not _optimizer_handles_unscaling(
             self._optimizer
         )
@@ -248,7 +252,8 @@ class ManualSteps:
         """Clip the gradients of ``optimizer``'s parameters as the Trainer would."""
         settings = self.settings
         if settings.clip_val:
-            self._plugin.clip_gradients(optimizer, settings.clip_val, settings.clip_algorithm)
+            algorithm = GradClipAlgorithmType(settings.clip_algorithm)
+            self._plugin.clip_gradients(optimizer, settings.clip_val, algorithm)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         """The module's hook: the Lightning way clips here, after AMP unscaling."""
@@ -281,5 +286,6 @@ def can_step_directly(trainer: L.Trainer) -> bool:
     """Whether backward and the step may skip Lightning's hooks: :func:`plain_single_device` or
     :func:`plain_ddp`, and no callback that hooks into them."""
     return (plain_single_device(trainer) or plain_ddp(trainer)) and not any(
-        overrides(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks
+        overrides(cb, L.Callback, STEP_HOOKS)
+        for cb in trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
     )
