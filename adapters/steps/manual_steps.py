@@ -145,16 +145,13 @@ class ManualSteps:
         self.count = self._loop.manual_optimization.optim_step_progress
         self._optimizer = trainer.optimizers[0]
         self._lightning_optimizer = trainer.strategy._lightning_optimizers[0]
-        plugin = trainer.precision_plugin
-        self._plugin = plugin
-        self._scaler = plugin.scaler if isinstance(plugin, MixedPrecision) else None
+        plugin: Any = trainer.precision_plugin  # a MixedPrecision's scaler and device read below
+        self._plugin: Precision = plugin
+        mixed = isinstance(plugin, MixedPrecision)
+        self._scaler = plugin.scaler if mixed else None
         # Backward and the step ran outside the autocast region with automatic optimization.
         # (An autocast object may be entered again once exited.)
-        self._outside_autocast = (
-            torch.autocast(plugin.device, enabled=False)
-            if isinstance(plugin, MixedPrecision)
-            else _NULL
-        )
+        self._outside_autocast = torch.autocast(plugin.device, enabled=False) if mixed else _NULL
         self._unscale = self._scaler is not None and not _optimizer_handles_unscaling(
             self._optimizer
         )

@@ -59,6 +59,9 @@ class ExponentialMovingAverage(nn.Module):
         weight = 1.0 - self.decay_at(self._updates)
         averaged: list[torch.Tensor] = []
         current: list[torch.Tensor] = []
+        # Tensors: parameters in the first loop, buffers in the second.
+        avg: torch.Tensor
+        live: torch.Tensor
         for avg, live in zip(self.module.parameters(), model.parameters(), strict=True):
             if avg.is_floating_point() or avg.is_complex():
                 averaged.append(avg)
@@ -68,8 +71,8 @@ class ExponentialMovingAverage(nn.Module):
         if averaged:
             # lerp: avg + (1 - d) * (live - avg) == d * avg + (1 - d) * live
             torch._foreach_lerp_(averaged, current, weight)
-        for avg_buffer, live_buffer in zip(self.module.buffers(), model.buffers(), strict=True):
-            avg_buffer.copy_(live_buffer)
+        for avg, live in zip(self.module.buffers(), model.buffers(), strict=True):
+            avg.copy_(live)
         self.n_averaged.add_(1)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
