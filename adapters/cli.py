@@ -156,7 +156,13 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.path = path
 
-    def write_on_epoch_end(self, trainer, pl_module, predictions: Sequence[Any], batch_indices):
+    def write_on_epoch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        predictions: Any,  # a Sequence; replaced by one tensor when they all are
+        batch_indices: Sequence[Any],
+    ) -> None:
         if predictions and isinstance(predictions[0], list):  # several predict dataloaders
             predictions = [p for group in predictions for p in group]
         if predictions and all(isinstance(p, torch.Tensor) for p in predictions):
@@ -220,9 +226,9 @@ class NNHandlerCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         # Lightning's default summary (added when the config names none) shows the generated
         # module's internals; the handler's shows the user's model.
-        trainer.callbacks = [
+        trainer.callbacks = [  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
             HandlerModelSummary() if type(c) is ModelSummary and not _configured(c, self) else c
-            for c in trainer.callbacks
+            for c in trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         ]
         return trainer
 

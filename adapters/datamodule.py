@@ -100,7 +100,7 @@ class HandlerDataModule(L.LightningDataModule):
             return []
         return build_loader(dataset, kwargs, self.dataloader_types.get(role, _STANDARD))
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | list:
         if self.train_dataset is None and "train" not in self._given:
             raise RuntimeError(
                 "HandlerDataModule has no train_dataset: set data.init_args.train_dataset in the "

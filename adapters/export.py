@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Checkpoint, ModelCheckpoint
@@ -21,6 +21,9 @@ from .fit.inputs import apply_loader_rng, checkpoint_builder, loaders, module_ar
 from .fit.resume_paths import drop_checkpoint_paths
 from .fit.trainer_factory import continue_from
 from .steps.module import HandlerModule
+
+if TYPE_CHECKING:
+    from ..handler import NNHandler
 
 __all__ = [
     "ExportedHandlerModule",
@@ -69,9 +72,11 @@ class ExportedHandlerModule(HandlerModule):
         save_on_last_epoch: the AutoSaver also saves after the Trainer's last epoch.
     """
 
+    handler: NNHandler  # a plain attribute (set through __dict__), declared for mypy
+
     def __init__(
         self,
-        handler: Any,
+        handler: NNHandler,
         debug_print_interval: int | None = None,
         save_on_last_epoch: bool = True,
     ):
@@ -97,7 +102,9 @@ class ExportedHandlerModule(HandlerModule):
         handed = self.__dict__.setdefault("_handed_callbacks", weakref.WeakSet())
         callbacks = model_callbacks(self.handler, trainer, handed, self.save_on_last_epoch)
         if fitting and any(isinstance(c, Checkpoint) for c in callbacks):
-            trainer.callbacks = [c for c in trainer.callbacks if not _is_default_checkpoint(c)]
+            present = trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
+            kept = [c for c in present if not _is_default_checkpoint(c)]
+            trainer.callbacks = kept  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         for callback in callbacks:
             with contextlib.suppress(TypeError):  # a user's callback that takes no weak reference
                 handed.add(callback)
@@ -109,7 +116,8 @@ class ExportedHandlerModule(HandlerModule):
         check_reads(self.trainer.strategy)
         # Lightning appends model callbacks after the Trainer's own; the epoch logs come first,
         # as in train() (fit/callbacks.py).
-        self.trainer.callbacks = epoch_logs_first(self.trainer.callbacks)
+        present = self.trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
+        self.trainer.callbacks = epoch_logs_first(present)  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         runtime: Runtime = self.handler.runtime
         if self.trainer.world_size > 1 and not runtime.dist.distributed:
             # Launched by Lightning (CLI, strategy="ddp"): callbacks read the rank from the handler.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import TypeVar
 
 __all__ = ["ModelType", "LoggingMode", "DataLoaderType", "InvalidEnumValue"]
 
@@ -15,13 +16,16 @@ class InvalidEnumValue(ValueError, TypeError):
     """
 
 
+_E = TypeVar("_E", bound="_ParsableEnum")
+
+
 class _ParsableEnum(Enum):
     @classmethod
     def _valid(cls) -> str:
         return ", ".join(repr(m.value) for m in cls)
 
     @classmethod
-    def from_string(cls, s: str) -> _ParsableEnum:
+    def from_string(cls: type[_E], s: str) -> _E:
         """The member whose value or name is ``s`` (case-insensitive, surrounding spaces ignored).
 
         Raises:
@@ -40,7 +44,7 @@ class _ParsableEnum(Enum):
         raise InvalidEnumValue(f"Unknown {cls.__name__} {s!r}; valid values are {cls._valid()}.")
 
     @classmethod
-    def parse(cls, value: object) -> _ParsableEnum:
+    def parse(cls: type[_E], value: object) -> _E:
         """The member for ``value``: a member, its name or value as a string, or a member of
         another enum whose value is such a string.
 

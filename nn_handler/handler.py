@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import os
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import torch
 from torch import nn
@@ -42,6 +43,13 @@ from .checkpoint import _restore as _checkpoint_read
 from .checkpoint import _save as _checkpoint_write
 from .enums import DataLoaderType, LoggingMode, ModelType
 from .generative import handler_ops as _generative
+
+if TYPE_CHECKING:
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from .adapters.export import ExportedHandlerModule
+    from .adapters.fit.lr_finder import LRFinderResult
 
 __all__ = ["NNHandler"]
 
@@ -101,8 +109,9 @@ class NNHandler:
         **model_kwargs: the model's constructor arguments (or ``model_kwargs={...}``).
     """
 
-    ModelType = ModelType
-    LoggingMode = LoggingMode
+    # TypeAlias: in the annotations below these names are the enums, not variables.
+    ModelType: TypeAlias = ModelType
+    LoggingMode: TypeAlias = LoggingMode
 
     def __init__(
         self,
@@ -292,7 +301,9 @@ class NNHandler:
         self._set_scheduler(Component(scheduler_class, kwargs))
 
     def _set_scheduler(self, component: Component) -> None:
-        self._runtime.scheduler = build_scheduler(component, self._runtime.optimizer)
+        optimizer = self._runtime.optimizer
+        assert optimizer is not None  # every caller has built the optimizer first
+        self._runtime.scheduler = build_scheduler(component, optimizer)
         self._setup = self._setup.replace(scheduler=component)
 
     @property
@@ -397,11 +408,11 @@ class NNHandler:
         self._setup = self._setup.replace(val_data=slot)
 
     @property
-    def train_loader(self):
+    def train_loader(self) -> DataLoader | None:
         return self._setup.train_data.loader if self._setup.train_data else None
 
     @property
-    def val_loader(self):
+    def val_loader(self) -> DataLoader | None:
         return self._setup.val_data.loader if self._setup.val_data else None
 
     @property
@@ -653,7 +664,7 @@ class NNHandler:
         mode: str = "exponential",
         early_stop_threshold: float | None = 4.0,
         apply: bool = False,
-    ):
+    ) -> LRFinderResult:
         """Learning-rate range test (Lightning's ``Tuner.lr_find``) on the training data.
 
         Trains ``num_training`` steps with the rate growing from ``min_lr`` to ``max_lr``
@@ -676,7 +687,7 @@ class NNHandler:
         )
 
     # ---------------------------------------------------------- checkpoints
-    def save(self, path: str, single_file: bool = True) -> None:
+    def save(self, path: str | os.PathLike[str], single_file: bool = True) -> None:
         """Write the complete handler state to ``path`` (atomic; rank 0 writes, others wait).
 
         ``single_file=False``: ``path`` is a directory with one file per checkpoint key.
@@ -808,18 +819,20 @@ class NNHandler:
         trained on patches; ``sample(N=n)`` alone draws from the sampler set by ``set_sampler``."""
         return _generative.sample(self._runtime, self._state, shape, steps, **kwargs)
 
-    def log_likelihood(self, x: torch.Tensor, *args: Any, ode_steps: int, **kwargs: Any):
+    def log_likelihood(
+        self, x: torch.Tensor, *args: Any, ode_steps: int, **kwargs: Any
+    ) -> torch.Tensor:
         """Log-likelihood of ``x`` through the probability-flow ODE (Hutchinson trace)."""
         return _generative.log_likelihood(
             self._runtime, self._state, x, *args, ode_steps=ode_steps, **kwargs
         )
 
     # --------------------------------------------------------------- export
-    def to_lightning_module(self):
+    def to_lightning_module(self) -> ExportedHandlerModule:
         """A plain ``LightningModule`` carrying this handler's whole setup."""
         return engine().to_lightning_module(self)
 
-    def to_datamodule(self):
+    def to_datamodule(self) -> L.LightningDataModule:
         """A ``LightningDataModule`` over this handler's datasets and loader kwargs."""
         if self._runtime.datamodule is not None:
             return self._runtime.datamodule
@@ -889,7 +902,8 @@ class NNHandler:
 
     def compile_model(self, **kwargs: Any) -> None:
         """Train and predict through ``torch.compile(model, **kwargs)``."""
-        self._runtime.compiled = torch.compile(self.module, **kwargs)
+        # torch.compile of a Module returns a Module (an OptimizedModule).
+        self._runtime.compiled = cast(nn.Module, torch.compile(self.module, **kwargs))
         self._setup = self._setup.replace(compile_kwargs=dict(kwargs))
 
     def print(self, show_model_structure: bool = False) -> str:

@@ -104,11 +104,14 @@ def _first(env: Mapping[str, str], *keys: str) -> tuple[str, str] | tuple[None, 
     return None, None
 
 
-def _processes(args: argparse.Namespace, env: Mapping[str, str], cuda_count: int | None):
+def _processes(
+    args: argparse.Namespace, env: Mapping[str, str], cuda_count: int | None
+) -> tuple[str, str]:
     if args.nproc_per_node is not None:
         return args.nproc_per_node, "--nproc-per-node"
     value, key = _first(env, "SLURM_GPUS_PER_NODE", "SLURM_GPUS_ON_NODE")
     if value is not None:
+        assert key is not None  # _first finds both or neither
         count = gpus_per_node(value)
         if count > 0:
             return str(count), key

@@ -17,7 +17,7 @@ def initialize_logger(
     logger_name: str,
     mode: LoggingMode | str = LoggingMode.CONSOLE,
     filename: str = "NNHandler.log",
-    file_mode: str = "a",
+    file_mode: str | int = "a",
     level: int = logging.INFO,
 ) -> logging.Logger | None:
     """The logger ``logger_name`` writing to the console, ``filename`` or both (rank 0 only).
@@ -39,10 +39,11 @@ def initialize_logger(
     if not isinstance(logger_name, str) or not logger_name:
         raise TypeError(f"logger_name must be a non-empty string, got {logger_name!r}.")
     mode = LoggingMode.parse(mode)
-    if isinstance(file_mode, numbers.Integral) and not isinstance(file_mode, bool):
+    # int: what mypy knows to be integral; numbers.Integral: NumPy integers too.
+    if isinstance(file_mode, (int, numbers.Integral)) and not isinstance(file_mode, bool):
         # initialize_logger(name, mode, filename, logging.DEBUG), as the docs' signature reads
         file_mode, level = "a", int(file_mode)
-    check_file_mode(file_mode)
+    file_mode = check_file_mode(file_mode)
     logger = logging.getLogger(logger_name)
     if logger.handlers:
         return logger

@@ -63,7 +63,7 @@ class Sampler(ABC):
             and not getattr(load, "__isabstractmethod__", False)
             and not getattr(load, "_nn_handler_load_wrapper", False)
         ):
-            cls.load = _accept_both_load_forms(load)
+            cls.load = _accept_both_load_forms(load)  # type: ignore[method-assign]  # wrapped
 
     @abstractmethod
     def sample(self, N: int, device: torch.device | str | None, **kwargs: Any) -> Any:

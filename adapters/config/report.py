@@ -71,7 +71,7 @@ def fit_report(trainer: L.Trainer, module: Any) -> list[str]:
     if logs:
         total = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
         lines.append(epoch_line(logs, total, getattr(module, "metric_names", None)))
-    for callback in trainer.callbacks:
+    for callback in trainer.callbacks:  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         if isinstance(callback, AutoSaver):
             last = callback.bookkeeping.last_saved
             if last:

@@ -100,7 +100,7 @@ def has_checkpointing(callbacks: Sequence[Any]) -> bool:
 def place_process_first(trainer: L.Trainer, state: RunState, runtime: Runtime) -> None:
     """Put :class:`ProcessPlace` first on ``trainer``: each process Lightning starts learns its
     rank at setup, before any other callback's setup runs."""
-    trainer.callbacks.insert(0, ProcessPlace(state, runtime))
+    trainer.callbacks.insert(0, ProcessPlace(state, runtime))  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
 
 
 def model_callbacks(
@@ -125,7 +125,8 @@ def model_callbacks(
     for callback in lightning_callbacks(*parts, save_on_last_epoch):
         if isinstance(callback, Checkpoint) and not fitting:
             continue  # the AutoSaver saves only while fitting
-        if any(_already_there(c, callback, handed) for c in trainer.callbacks):
+        present = trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
+        if any(_already_there(c, callback, handed) for c in present):
             continue
         out.append(callback)
     return out

@@ -24,7 +24,7 @@ import functools
 import io
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -186,7 +186,7 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
     def __init__(
         self,
         strategy: Any,
-        start_method: str,
+        start_method: Literal["spawn", "fork", "forkserver"],
         callbacks: Any,
         state: RunState,
         runtime: Runtime,
@@ -244,6 +244,7 @@ class WorkerResultsLauncher(_MultiProcessingLauncher):
         results = torch.load(io.BytesIO(extra[_KEY]), map_location="cpu", weights_only=False)
         self.state.load_worker_state(results["run_state"])
         if results["optimizer"] is not None:
+            assert self.runtime.optimizer is not None  # the worker had this one
             self.runtime.optimizer.load_state_dict(results["optimizer"])
         if results["scheduler"] is not None:
             self.runtime.scheduler.load_state_dict(results["scheduler"])

@@ -22,5 +22,5 @@ class NullProfiler(PassThroughProfiler):
     ``trainer_kwargs`` names another.
     """
 
-    def profile(self, action_name: str) -> Any:  # type: ignore[override]
+    def profile(self, action_name: str) -> Any:
         return _NULL

@@ -44,7 +44,7 @@ class TrainPlan:
     epoch_train_and_val_pbar: bool = False
 
 
-def check_trainer_kwargs(kwargs: dict[str, Any]) -> None:
+def check_trainer_kwargs(kwargs: object) -> None:
     """Raise ``TypeError`` for keys ``lightning.Trainer`` does not take or the handler owns."""
     if not isinstance(kwargs, dict):
         raise TypeError(f"trainer_kwargs must be a dict, got {type(kwargs).__name__}.")
@@ -137,13 +137,14 @@ def continue_from(trainer: L.Trainer, epochs_done: int, steps_done: int) -> None
     """
     progress = trainer.fit_loop.epoch_progress
     for counter in (progress.total, progress.current):
-        counter.ready = counter.started = counter.processed = counter.completed = epochs_done
+        # Typed as the base tracker; epoch_progress holds _ProcessedTrackers (all four counters).
+        counter.ready = counter.started = counter.processed = counter.completed = epochs_done  # type: ignore[attr-defined]
     loop = trainer.fit_loop.epoch_loop
     loop._batches_that_stepped = steps_done
     step = loop.automatic_optimization.optim_progress.optimizer.step
     step.total.ready = step.total.completed = steps_done
     zero_grad = loop.automatic_optimization.optim_progress.optimizer.zero_grad
-    zero_grad.total.ready = zero_grad.total.started = zero_grad.total.completed = steps_done
+    zero_grad.total.ready = zero_grad.total.started = zero_grad.total.completed = steps_done  # type: ignore[attr-defined]  # a _StartedTracker
     # trainer.global_step reads this counter when the module uses manual optimization.
     manual = loop.manual_optimization.optim_step_progress
     manual.total.ready = manual.total.completed = steps_done

@@ -109,7 +109,7 @@ class NativeCallbackBridge(PerBatchHooks, L.Callback):
         self._call("on_epoch_begin", epoch, {"epoch": epoch + 1})
         # A callback may have just set the learning rate (ParamScheduler): the epoch logs must
         # report the rate this epoch really uses.
-        for cb in trainer.callbacks:
+        for cb in trainer.callbacks:  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
             if isinstance(cb, EpochLogs):
                 cb.refresh_lr(getattr(pl_module, "optimizer", None))
 
@@ -128,19 +128,27 @@ class NativeCallbackBridge(PerBatchHooks, L.Callback):
     def batch_hooks(self) -> tuple[str, ...]:
         return tuple(k for k, native in self._NATIVE_BATCH_HOOKS.items() if self._by_hook[native])
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self._by_hook["on_train_batch_begin"] and not pl_module.calls_batch_hooks:
             self.train_batch_started(trainer, pl_module, batch, batch_idx)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if self._by_hook["on_train_batch_end"] and not pl_module.calls_batch_hooks:
             self.train_batch_ended(trainer, pl_module, outputs, batch, batch_idx)
 
-    def train_batch_started(self, trainer, pl_module, batch, batch_idx) -> None:
+    def train_batch_started(
+        self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
         size = batch_size_of(_first(batch))
         self._call("on_train_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
 
-    def train_batch_ended(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def train_batch_ended(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
         logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})
         self._call("on_train_batch_end", batch_idx, logs)
@@ -156,22 +164,39 @@ class NativeCallbackBridge(PerBatchHooks, L.Callback):
             logs.update(pl_module.epoch_logs)
             self._call("on_val_end", logs)
 
-    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+    def on_validation_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         if self._by_hook["on_val_batch_begin"] and not pl_module.calls_batch_hooks:
             self.val_batch_started(trainer, pl_module, batch, batch_idx)
 
     def on_validation_batch_end(
-        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+        self,
+        trainer: L.Trainer,
+        pl_module: Any,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
         if self._by_hook["on_val_batch_end"] and not pl_module.calls_batch_hooks:
             self.val_batch_ended(trainer, pl_module, outputs, batch, batch_idx)
 
-    def val_batch_started(self, trainer, pl_module, batch, batch_idx) -> None:
+    def val_batch_started(
+        self, trainer: L.Trainer, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not trainer.sanity_checking:
             size = batch_size_of(_first(batch))
             self._call("on_val_batch_begin", batch_idx, {"batch": batch_idx, "size": size})
 
-    def val_batch_ended(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def val_batch_ended(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if not trainer.sanity_checking:
             logs = {"batch": batch_idx, "size": batch_size_of(_first(batch))}
             logs.update({k: _as_float(v) for k, v in pl_module.last_batch_values.items()})

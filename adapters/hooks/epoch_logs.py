@@ -123,7 +123,8 @@ def _log_epoch_values(trainer: L.Trainer, values: dict[str, float]) -> None:
     to a native ``TensorBoardLogger``'s Lightning run: that callback writes them itself."""
     loggers = [lg for lg in trainer.loggers if not writes_epoch_values_itself(lg)]
     if len(loggers) == len(trainer.loggers):
-        trainer._logger_connector.log_metrics(values)
+        # Typed as tensors, but Lightning's connector turns floats into scalars as well.
+        trainer._logger_connector.log_metrics(values)  # type: ignore[arg-type]
         return
     metrics = {**values, "epoch": trainer.current_epoch}
     step = trainer.fit_loop.epoch_loop._batches_that_stepped

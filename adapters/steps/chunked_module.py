@@ -21,6 +21,7 @@ from lightning.pytorch.utilities.data import extract_batch_size
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from .batch_hooks import per_batch_calls
+from .manual_steps import ManualSteps
 from .module import HandlerModule
 
 __all__ = ["ChunkedHandlerModule"]
@@ -35,6 +36,7 @@ class ChunkedHandlerModule(HandlerModule):
     """
 
     calls_batch_hooks = True
+    steps: ManualSteps  # required here (checked in __init__)
 
     def __init__(self, steps_per_execution: int, **kwargs: Any):
         super().__init__(**kwargs)
@@ -47,7 +49,7 @@ class ChunkedHandlerModule(HandlerModule):
     def on_train_start(self) -> None:
         super().on_train_start()
         trainer = self.trainer
-        self._calls = per_batch_calls(trainer.callbacks)
+        self._calls = per_batch_calls(trainer.callbacks)  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         if _plain_transfer(trainer, self):
             self.__dict__["_transfer"] = _mover(trainer.strategy.root_device)
 
@@ -121,13 +123,16 @@ class ChunkedHandlerModule(HandlerModule):
             for hook in ended:
                 hook(trainer, self, None, batch, batch_idx)
 
-    def log(self, name: str, value: Any, *args: Any, batch_size: int | None = None, **kwargs: Any):
+    def log(
+        self, name: str, value: Any, *args: Any, batch_size: int | None = None, **kwargs: Any
+    ) -> None:
         """``LightningModule.log``; the batch size, which Lightning cannot infer with the
         ``dataloader_iter`` step form, defaults to that of the last training batch."""
         if batch_size is None and self.trainer.training:
             batch = self.__dict__["_last_batch"]
             batch_size = extract_batch_size(batch) if batch is not None else 1
-        super().log(name, value, *args, batch_size=batch_size, **kwargs)
+        kwargs["batch_size"] = batch_size
+        super().log(name, value, *args, **kwargs)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         HandlerModule.validation_step(self, batch, batch_idx)

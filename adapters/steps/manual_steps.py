@@ -41,6 +41,7 @@ from lightning.pytorch.overrides.distributed import prepare_for_backward
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.trainer import call
+from lightning.pytorch.utilities.enums import GradClipAlgorithmType
 from torch.nn.parallel import DistributedDataParallel
 
 from ..hooks.overrides import overridden_hooks
@@ -139,8 +140,8 @@ class ManualSteps:
         self.count = self._loop.manual_optimization.optim_step_progress
         self._optimizer = trainer.optimizers[0]
         self._lightning_optimizer = trainer.strategy._lightning_optimizers[0]
-        plugin = trainer.precision_plugin
-        self._plugin = plugin
+        plugin: Any = trainer.precision_plugin  # a MixedPrecision's scaler and device read below
+        self._plugin: Precision = plugin
         mixed = isinstance(plugin, MixedPrecision)
         self._scaler = plugin.scaler if mixed else None
         # Backward and the step ran outside the autocast region with automatic optimization.
@@ -243,7 +244,8 @@ class ManualSteps:
         """Clip the gradients of ``optimizer``'s parameters as the Trainer would."""
         settings = self.settings
         if settings.clip_val:
-            self._plugin.clip_gradients(optimizer, settings.clip_val, settings.clip_algorithm)
+            algorithm = GradClipAlgorithmType(settings.clip_algorithm)
+            self._plugin.clip_gradients(optimizer, settings.clip_val, algorithm)
 
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         """The module's hook: the Lightning way clips here, after AMP unscaling."""
@@ -276,5 +278,6 @@ def can_step_directly(trainer: L.Trainer) -> bool:
     """Whether backward and the step may skip Lightning's hooks: :func:`plain_single_device` or
     :func:`plain_ddp`, and no callback that hooks into them."""
     return (plain_single_device(trainer) or plain_ddp(trainer)) and not any(
-        overridden_hooks(cb, L.Callback, STEP_HOOKS) for cb in trainer.callbacks
+        overridden_hooks(cb, L.Callback, STEP_HOOKS)
+        for cb in trainer.callbacks  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
 import torch
@@ -21,6 +21,11 @@ from ...history import History
 from ..fit.trainer_factory import mirror_step_counters
 from .epoch_stats import EpochStats
 from .learning_rate import scale_learning_rate
+
+if TYPE_CHECKING:
+    from torchmetrics import Metric
+
+    from .manual_steps import ManualSteps
 
 __all__ = ["HandlerModule"]
 
@@ -59,6 +64,13 @@ class HandlerModule(L.LightningModule):
 
     #: Whether the module calls the per-batch hooks of the handler's own callbacks itself.
     calls_batch_hooks = False
+
+    # Plain attributes (set through __dict__, outside nn.Module's registry), declared for mypy.
+    run_state: RunState
+    steps: ManualSteps | None
+    checkpoint_keys: Callable[[Any], dict[str, Any]] | None
+    in_epoch: bool
+    _resumed_stats: dict[str, Any] | None
 
     def __init__(
         self,
@@ -150,7 +162,9 @@ class HandlerModule(L.LightningModule):
         target = inputs if self.model_type is ModelType.GENERATIVE else targets
         return inputs, targets, outputs, self.loss(outputs, target, epoch=epoch)
 
-    def _update_metrics(self, stats: EpochStats, tms: nn.ModuleDict, outputs, targets, prefix):
+    def _update_metrics(
+        self, stats: EpochStats, tms: nn.ModuleDict, outputs: Any, targets: Any, prefix: str
+    ) -> dict[str, Any]:
         values = {}
         with torch.no_grad():
             for name, fn in self.plain_metrics.items():
@@ -260,7 +274,7 @@ class HandlerModule(L.LightningModule):
     def reset_stage(self, stage: str) -> None:
         stats, tms = self._stage(stage)
         stats.reset()
-        for metric in tms.values():
+        for metric in cast("Iterable[Metric]", tms.values()):  # a stage's dict holds Metrics
             metric.reset()
 
     def _stage(self, stage: str) -> tuple[EpochStats, nn.ModuleDict]:
@@ -279,7 +293,7 @@ class HandlerModule(L.LightningModule):
                 return self.trainer.strategy.reduce(t, reduce_op="sum")
 
         values = stats.reduce(self.device, reducer)
-        for name, metric in tms.items():
+        for name, metric in cast("Iterable[tuple[str, Metric]]", tms.items()):
             values[name] = float(metric.compute()) if metric.update_count else math.nan
         ordered = {"loss": values["loss"]}
         for name in self.metric_names:

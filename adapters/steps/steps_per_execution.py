@@ -86,7 +86,7 @@ def why_one_batch(trainer: L.Trainer, train_loader: Any, trainer_kwargs: dict[st
         return "the training loader has no length (its last batch is known only after it)"
     if trainer.max_steps != -1:
         return "max_steps may end training inside a chunk"
-    if any(isinstance(c, ModelCheckpoint) and c._every_n_train_steps for c in trainer.callbacks):
+    if any(isinstance(c, ModelCheckpoint) and c._every_n_train_steps for c in trainer.callbacks):  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
         # Its files must record the loader's position after a whole step, not inside a chunk.
         return "a checkpoint is saved every N training steps"
     interval = trainer_kwargs.get("val_check_interval")
@@ -110,7 +110,7 @@ def _why_strategy(trainer: L.Trainer) -> str:
     kind = type(strategy)
     if kind is SingleDeviceStrategy:
         return ""
-    if kind is not DDPStrategy:
+    if type(strategy) is not DDPStrategy:
         return f"the {kind.__name__} is not covered with several batches per step"
     if isinstance(strategy.launcher, _MultiProcessingLauncher):
         return "DDP workers spawned or forked by the Trainer are not covered"
@@ -133,7 +133,7 @@ def resolve_steps_per_execution(
     reason = why_one_batch(trainer, train_loader, trainer_kwargs)
     if requested == "auto":
         if not reason:
-            hooked = hooked_callbacks(trainer.callbacks)
+            hooked = hooked_callbacks(trainer.callbacks)  # type: ignore[attr-defined]  # Lightning: undeclared Trainer attribute
             if hooked:
                 reason = f"Lightning callback hooks need every batch: {', '.join(hooked)}"
             elif isinstance(trainer_kwargs.get("log_every_n_steps"), int):
@@ -142,6 +142,7 @@ def resolve_steps_per_execution(
             _log.debug("steps_per_execution='auto' runs 1 batch per step: %s.", reason)
             return 1
         return AUTO_BATCHES
+    assert isinstance(requested, int)  # TrainOptions allows "auto" or a positive int
     if requested > 1 and reason:
         warnings.warn(
             f"steps_per_execution={requested} runs as 1 batch per step: {reason}.",

@@ -79,8 +79,8 @@ def _plain(v: Any) -> Any:
     if isinstance(v, dict):
         if not all(isinstance(k, str) for k in v):
             return MISSING
-        items = {k: _plain(x) for k, x in v.items()}
-        return MISSING if any(x is MISSING for x in items.values()) else items
+        entries = {k: _plain(x) for k, x in v.items()}
+        return MISSING if any(x is MISSING for x in entries.values()) else entries
     if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.requires_grad:
         return v.item()
     return MISSING

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -30,6 +30,9 @@ from . import config_values as cfg
 from . import refs as _refs
 from . import trust as _trust
 from .paths import Kind, Unresolvable, import_path, resolve
+
+if TYPE_CHECKING:
+    from .._state.setup import ReadContext
 
 _OR_TRUST = ", or NNHandler.load(..., trust_checkpoint=True) if you trust this file"
 
@@ -87,7 +90,9 @@ class Codec:
     def to_checkpoint(self, value: Any, problems: list[str]) -> dict[str, Any]:
         return {}
 
-    def from_checkpoint(self, ckpt: dict[str, Any], ctx: Any, values: dict[str, Any]) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         return None
 
     def to_config(self, value: Any, report: cfg.Report) -> dict[str, Any]:
@@ -158,7 +163,9 @@ class ComponentCodec(Codec):
         kwargs = _refs.decode_kwargs(ckpt.get(f"{p}_kwargs"), f"{p}_kwargs", trust)
         return Component(target, kwargs)
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Component | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Component | None:
         try:
             return self.read(ckpt, ctx.trust)
         except Unresolvable as err:
@@ -189,13 +196,15 @@ class ModelCodec(ComponentCodec):
     def __init__(self) -> None:
         super().__init__("model", "model.model", lambda: nn.Module, "Model", "")
 
-    def to_config(self, value: Component, report: cfg.Report) -> dict[str, Any]:
+    def to_config(self, value: Component | None, report: cfg.Report) -> dict[str, Any]:
         spec = cfg.component_spec(value, self.config_key, report)
         if spec is not None:
             spec.setdefault("init_args", {})
         return {self.config_key: spec}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Component:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Component:
         given_cls, given_kwargs = ctx.given.get("model_class"), ctx.given.get("model_kwargs")
         if given_cls is not None:
             if not self.kind.accepts(given_cls):
@@ -236,7 +245,9 @@ class ModelCodec(ComponentCodec):
 class SchedulerCodec(ComponentCodec):
     """A scheduler needs an optimizer: without one (skipped or not restored) it is not read."""
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Component | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Component | None:
         if values.get("optimizer") is None:
             return None
         return super().from_checkpoint(ckpt, ctx, values)
@@ -263,7 +274,9 @@ class PlainCodec(Codec):
     def to_checkpoint(self, value: Any, problems: list[str]) -> dict[str, Any]:
         return {self.key: _refs.encode(self.to_plain(value), problems, self.key)}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         if ckpt.get(self.key) is None:
             return None
         try:
@@ -307,7 +320,9 @@ class DeviceCodec(PlainCodec):
             not_in_config="the Trainer's accelerator/devices place the model",
         )
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         return None  # where to run is chosen by whoever loads (NNHandler.load(device=...))
 
 
@@ -327,7 +342,9 @@ class LossCodec(Codec):
             "pass_epoch_to_loss": bool(value.pass_epoch),
         }
 
-    def from_checkpoint(self, ckpt, ctx, values) -> LossSpec | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> LossSpec | None:
         fn = ctx.given.get("loss_fn")
         try:
             kwargs = _refs.decode_kwargs(ckpt.get("loss_fn_kwargs"), "loss_fn_kwargs", ctx.trust)
@@ -397,7 +414,9 @@ class MetricsCodec(Codec):
             }
         }
 
-    def from_checkpoint(self, ckpt, ctx, values) -> dict[str, Any]:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> dict[str, Any]:
         given = dict(ctx.given.get("metrics") or {})
         out: dict[str, Any] = {}
         for name, stored in _table(ckpt, "metrics", ctx).items():
@@ -464,7 +483,9 @@ class CallbacksCodec(Codec):
             "lightning_callback_classes": lightning,
         }
 
-    def from_checkpoint(self, ckpt, ctx, values) -> tuple[Any, ...]:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> tuple[Any, ...]:
         classes = _table(ckpt, "callback_classes", ctx)
         states = _table(ckpt, "callback_states", ctx)
         init = _table(ckpt, "callback_kwargs", ctx)
@@ -552,7 +573,9 @@ class AutoSaveCodec(Codec):
     def to_checkpoint(self, value: AutoSaveSettings, problems: list[str]) -> dict[str, Any]:
         return {"auto_saver_state": value.state_dict()}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> AutoSaveSettings | None:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> AutoSaveSettings | None:
         settings, refused = settings_for_resume(ckpt.get("auto_saver_state"), ctx.file)
         if refused:
             ctx.warn(
@@ -613,7 +636,9 @@ class TrainOptionsCodec(Codec):
         )
         return {"training_options": options}
 
-    def from_checkpoint(self, ckpt, ctx, values) -> Any:
+    def from_checkpoint(
+        self, ckpt: dict[str, Any], ctx: ReadContext, values: dict[str, Any]
+    ) -> Any:
         stored = dict(ckpt.get("training_options") or {})
         known = {k: v for k, v in stored.items() if k in TrainOptions.__dataclass_fields__}
         try:

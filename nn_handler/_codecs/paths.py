@@ -140,7 +140,7 @@ def _top_package(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-def lookup(path: str, trust: bool = True) -> Any:
+def lookup(path: object, trust: bool = True) -> Any:
     """The object at ``"module:QualName"``.
 
     With ``trust=False`` paths into the standard library, and paths walking through another
@@ -184,7 +184,7 @@ def lookup(path: str, trust: bool = True) -> Any:
     return obj
 
 
-def resolve(path: str, what: str, kind: Kind, trust: bool = False) -> Any:
+def resolve(path: object, what: str, kind: Kind, trust: bool = False) -> Any:
     """The object at ``path``, checked to be of ``kind``.
 
     Raises:

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import overload
 
 from .user_warnings import warn_user
 
@@ -43,6 +44,10 @@ class DistEnv:
     node_rank: int = 0
 
 
+@overload
+def _int(env: Mapping[str, str], key: str, default: int) -> int: ...
+@overload
+def _int(env: Mapping[str, str], key: str, default: int | None = None) -> int | None: ...
 def _int(env: Mapping[str, str], key: str, default: int | None = None) -> int | None:
     value = env.get(key)
     if value is None or value == "":

@@ -26,6 +26,7 @@ every rank runs the same number of steps.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from torch.utils.data import (
@@ -33,6 +34,7 @@ from torch.utils.data import (
     DistributedSampler,
     IterableDataset,
     RandomSampler,
+    Sampler,
     SequentialSampler,
 )
 
@@ -58,7 +60,7 @@ class RankLocalSampler(DistributedSampler):
         if callable(getattr(self.sampler, "set_epoch", None)):
             self.sampler.set_epoch(epoch)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         indices = list(self.sampler)
         if indices and len(indices) < self.num_samples:
             reps = -(-self.num_samples // len(indices))
@@ -120,10 +122,10 @@ def shard_train_loader(loader: Any, dist: DistEnv, seed: int) -> Any:
         return loader
     if _rank_local(loader):
         return _keep_rank_local(loader, "train")
-    kwargs = {"num_replicas": dist.world_size, "rank": dist.rank, "seed": seed}
+    kwargs: dict[str, Any] = {"num_replicas": dist.world_size, "rank": dist.rank, "seed": seed}
     if isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
         shuffle = isinstance(loader.sampler, RandomSampler)
-        sampler = DistributedSampler(loader.dataset, shuffle=shuffle, **kwargs)
+        sampler: Any = DistributedSampler(loader.dataset, shuffle=shuffle, **kwargs)
     else:
         from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
@@ -152,7 +154,7 @@ def shard_val_loader(loader: Any, dist: DistEnv) -> Any:
             RuntimeWarning,
             stacklevel=3,
         )
-        sampler = DistributedSampler(
+        sampler: Sampler[int] = DistributedSampler(
             loader.dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=False
         )
         return _rebuild(loader, sampler, "val")

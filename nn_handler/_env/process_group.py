@@ -188,7 +188,9 @@ def _slurm_environment_type() -> type:
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
     class _SLURMEnvironment(SLURMEnvironment):
-        resolve_root_node_address = staticmethod(first_host)
+        @staticmethod
+        def resolve_root_node_address(nodes: str) -> str:
+            return first_host(nodes)
 
     return _SLURMEnvironment
 

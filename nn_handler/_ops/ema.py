@@ -34,6 +34,8 @@ class ExponentialMovingAverage(nn.Module):
     layout the earlier ``AveragedModel``-based EMA saved, so its files load unchanged.
     """
 
+    n_averaged: torch.Tensor  # a registered buffer
+
     def __init__(self, model: nn.Module, decay: float):
         super().__init__()
         if not 0.0 < decay < 1.0:
@@ -55,7 +57,11 @@ class ExponentialMovingAverage(nn.Module):
         """Fold ``model``'s current weights into the average (call after an optimizer step)."""
         self._updates += 1
         weight = 1.0 - self.decay_at(self._updates)
-        averaged, current = [], []
+        averaged: list[torch.Tensor] = []
+        current: list[torch.Tensor] = []
+        # Tensors: parameters in the first loop, buffers in the second.
+        avg: torch.Tensor
+        live: torch.Tensor
         for avg, live in zip(self.module.parameters(), model.parameters(), strict=True):
             if avg.is_floating_point() or avg.is_complex():
                 averaged.append(avg)
@@ -72,6 +78,8 @@ class ExponentialMovingAverage(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.module(*args, **kwargs)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args: Any, **kwargs: Any) -> None:
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         self._updates = int(self.n_averaged)

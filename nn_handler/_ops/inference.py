@@ -26,7 +26,7 @@ def inference_model(runtime: Runtime, state: RunState, apply_ema: bool) -> torch
 
 def predict(
     setup: Setup, state: RunState, runtime: Runtime, data_loader: Any, apply_ema: bool = True
-) -> list[Any]:
+) -> list[Any] | None:
     """Run the model in eval mode without gradients over ``data_loader``; outputs on the CPU."""
     if isinstance(data_loader, Dataset) and not isinstance(data_loader, DataLoader):
         data_loader = DataLoader(data_loader, batch_size=256)

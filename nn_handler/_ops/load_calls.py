@@ -24,7 +24,7 @@ def _check_class(cls: Any, function: str) -> None:
         )
 
 
-def load(NNHandler: type, path: str | None = None, *args: Any, **kwargs: Any) -> Any:
+def load(NNHandler: Any, path: str | None = None, *args: Any, **kwargs: Any) -> Any:
     """``NNHandler.load(path, ...)``: a handler rebuilt from a single-file or multi-file save.
 
     ``path`` is required; its default only lets ``load(path)`` (a forgotten class) fail clearly.
@@ -35,7 +35,7 @@ def load(NNHandler: type, path: str | None = None, *args: Any, **kwargs: Any) ->
     return NNHandler.load(path, *args, **kwargs)
 
 
-def initialize_from_checkpoint(NNHandler: type, *args: Any, **kwargs: Any) -> Any:
+def initialize_from_checkpoint(NNHandler: Any, *args: Any, **kwargs: Any) -> Any:
     """``NNHandler.initialize_from_checkpoint(...)``: a new handler with weights only."""
     _check_class(NNHandler, "initialize_from_checkpoint")
     return NNHandler.initialize_from_checkpoint(*args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .._env import storage as _storage
@@ -48,7 +49,7 @@ def summary(
     return "\n".join(lines)
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     try:
         import matplotlib
 
@@ -109,7 +110,7 @@ def _shown_once(fig: Figure) -> None:
         shell.events.unregister("post_execute", forget)
 
     # IPython calls an object's _ipython_display_ instead of rendering it.
-    fig._ipython_display_ = lambda: None
+    fig._ipython_display_ = lambda: None  # type: ignore[attr-defined]  # IPython reads it
     shell.events.register("post_execute", forget)
 
 
@@ -122,7 +123,7 @@ def _curves(
     }
 
 
-def _save_figure(fig: object, path: str) -> None:
+def _save_figure(fig: Figure, path: str) -> None:
     """``fig`` as an image at ``path``, a local path or a URL (``memory://``, ``s3://``, ...)."""
     local = _storage.local_path(path)
     if local is not None:

@@ -170,9 +170,7 @@ class AutoSaveSettings:
         )
 
 
-def settings_for_resume(
-    state: dict[str, Any] | None, checkpoint_file: str
-) -> tuple[AutoSaveSettings, str | None]:
+def settings_for_resume(state: object, checkpoint_file: str) -> tuple[AutoSaveSettings, str | None]:
     """The auto-save settings a loaded checkpoint may bring back, and why not when refused.
 
     A file may not choose where we write: its settings are used only when they are valid and

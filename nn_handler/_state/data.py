@@ -134,7 +134,7 @@ def make_slot(
     shuffle's seed, see :func:`shuffle_seed`).
     """
     dataloader_type = DataLoaderType.parse(dataloader_type)
-    distributed = dist is not None and dist.distributed
+    shard_env = dist if dist is not None and dist.distributed else None
     if isinstance(dataset, DataLoader):
         if loader_kwargs:
             raise TypeError(
@@ -146,7 +146,7 @@ def make_slot(
                 f"set_{role}_loader(dataloader_type={dataloader_type.name}) builds its own "
                 "DataLoader: pass the Dataset and the loader kwargs, not a DataLoader."
             )
-        loader = _shard(dataset, role, dist, seed) if distributed else dataset
+        loader = _shard(dataset, role, shard_env, seed) if shard_env is not None else dataset
         return DataSlot(dataset.dataset, {}, loader, given_loader=True)
     if not isinstance(dataset, Dataset) and not hasattr(dataset, "__getitem__"):
         raise TypeError(
@@ -157,8 +157,8 @@ def make_slot(
         loader = build_loader(dataset, loader_kwargs, dataloader_type)
     except TypeError as err:
         raise TypeError(f"Invalid DataLoader arguments for the {role} loader: {err}") from err
-    if distributed:
-        loader = _shard(loader, role, dist, seed)
+    if shard_env is not None:
+        loader = _shard(loader, role, shard_env, seed)
     return DataSlot(dataset, dict(loader_kwargs), loader, dataloader_type)
 
 
@@ -178,7 +178,7 @@ def require_batches(loader: Any, role: str) -> None:
         return
     if batches:
         return
-    dataset = getattr(loader, "dataset", None)
+    dataset: Any = getattr(loader, "dataset", None)
     try:
         samples = f"{len(dataset)} samples"
     except TypeError:
@@ -206,4 +206,5 @@ def _create_distributed_loader(
     ``set_val_loader``) builds it; the original's name. ``device`` and ``log_fn`` are unused."""
     role = "val" if is_eval else "train"
     slot = make_slot(dataset, dict(loader_kwargs), role, dist=detect_distributed(None))
+    assert slot.loader is not None  # make_slot always builds one
     return slot.loader, slot.loader.sampler

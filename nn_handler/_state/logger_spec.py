@@ -75,6 +75,7 @@ class LoggerSpec:
             return logger
         for out in self.outputs:
             if out.kind == "file":
+                assert out.path is not None  # `of` records every file handler's path
                 handler: logging.Handler = logging.FileHandler(out.path, mode="a")
             else:
                 handler = logging.StreamHandler(getattr(sys, out.kind))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+if TYPE_CHECKING:
+    from torchmetrics import Metric
 
 __all__ = ["check_metric", "is_torchmetric"]
 
 _RESERVED = ("loss", "epoch", "lr", "epoch_time")
 
 
-def is_torchmetric(fn: Any) -> bool:
+def is_torchmetric(fn: Any) -> TypeGuard[Metric]:
     """True for a ``torchmetrics.Metric`` (imported lazily: the check costs nothing otherwise)."""
     try:
         from torchmetrics import Metric

@@ -96,7 +96,7 @@ class SaverBookkeeping:
         self.last_saved = state["last_saved"]
         self.written = set(state["written"])
         self.identities = {
-            path: tuple(i)  # type: ignore[misc]
+            path: tuple(i)
             for path, i in (state.get("identities") or {}).items()
             if path in self.written
         }

@@ -31,7 +31,7 @@ def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
 
 def is_rank_zero(handler: Any) -> bool:
     """True on the process that writes files and prints (rank 0, or the only process)."""
-    rank = getattr(handler, "_rank", None) if handler is not None else None
+    rank: Any = getattr(handler, "_rank", None) if handler is not None else None
     if rank is None:
         from lightning.fabric.utilities.rank_zero import rank_zero_only
 

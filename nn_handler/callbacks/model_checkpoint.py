@@ -36,7 +36,7 @@ class ModelCheckpoint(MonitoredValue, Callback):
 
     def __init__(
         self,
-        filepath: str = ".",
+        filepath: str | os.PathLike[str] = ".",
         monitor: str = "val_loss",
         mode: str = "min",
         save_best_only: bool = True,
@@ -45,8 +45,9 @@ class ModelCheckpoint(MonitoredValue, Callback):
     ):
         super().__init__()
         if not isinstance(filepath, (str, os.PathLike)):
-            kind = type(filepath).__name__
-            raise TypeError(f"ModelCheckpoint: filepath must be a str, got {kind}.")
+            raise TypeError(
+                f"ModelCheckpoint: filepath must be a str, got {type(filepath).__name__}."
+            )
         self.filepath = os.fspath(filepath)
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)

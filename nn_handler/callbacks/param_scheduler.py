@@ -85,7 +85,9 @@ class ParamScheduler(Callback):
         if where == "module":
             setattr(bare_module(self.handler), self.parameter_name, value)
         else:
-            for group in self.handler.optimizer.param_groups:
+            optimizer = getattr(self.handler, "optimizer", None)
+            assert optimizer is not None  # _resolve chose "optimizer": there is one
+            for group in optimizer.param_groups:
                 group[self.parameter_name] = value
         self.values.append((epoch, value))
         message = f"Epoch {epoch + 1}: set {self.parameter_name!r} to {value}"

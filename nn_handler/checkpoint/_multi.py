@@ -67,12 +67,13 @@ def write_multi_file(state: dict[str, Any], directory: str | os.PathLike, **info
         ValueError: a key cannot be a file name.
         OSError: the write failed; whatever was at ``directory`` is intact.
     """
-    if _storage.local_path(directory) is None:
+    local = _storage.local_path(directory)
+    if local is None:
         raise ValueError(
             f"{directory!r}: multi-file checkpoints are written to a local disk (the folder is "
             "renamed into place); save(path) writes one file to any fsspec URL."
         )
-    target = os.path.abspath(_storage.local_path(directory))
+    target = os.path.abspath(local)
     if os.path.isfile(target):
         raise NotADirectoryError(
             f"{target!r} is a file; a multi-file checkpoint is a directory. Pass a directory "

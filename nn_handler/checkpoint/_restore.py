@@ -11,7 +11,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,6 +28,9 @@ from ._legacy import read_legacy
 from ._rng import restore_rng as _restore_rng_states
 from ._state import caller_level
 from ._weights import load_weights
+
+if TYPE_CHECKING:
+    from ..handler import NNHandler
 
 __all__ = [
     "initialize_from_checkpoint",
@@ -155,8 +158,10 @@ def _load_ema_and_scaler(
     ema_state = ckpt.get("ema_state_dict")
     if decay > 0 and ema_state:
         state.ensure_ema(module, decay, device)
+        ema = state.ema
+        assert ema is not None  # a positive decay made one
         try:
-            state.ema.load_state_dict(ema_state)
+            ema.load_state_dict(ema_state)
         except (RuntimeError, KeyError) as err:
             _warn(f"EMA state not restored ({err}); the average restarts from the weights.")
             state.drop_ema()
@@ -234,7 +239,7 @@ def _build_error_key(setup: Setup, err: BaseException) -> str:
 
 
 def load_handler(
-    cls: type,
+    cls: type[NNHandler],
     path: str,
     *,
     device: Any = None,
@@ -437,7 +442,7 @@ def _saved_class_name(value: Any) -> str | None:
 
 # ---------------------------------------------------------- weights only
 def initialize_from_checkpoint(
-    cls: type,
+    cls: type[NNHandler],
     path: str,
     model_class: type,
     *,

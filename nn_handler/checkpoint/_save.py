@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,7 @@ def handler_state(handler: Any) -> dict[str, Any]:
     return full_checkpoint(handler.setup, handler.run_state, handler.runtime)
 
 
-def save_handler(handler: Any, path: str) -> None:
+def save_handler(handler: Any, path: str | os.PathLike[str]) -> None:
     """Write ``handler``'s complete state to ``path`` (atomic; rank 0 writes, others wait)."""
 
     def write() -> None:
@@ -51,7 +52,7 @@ def save_handler(handler: Any, path: str) -> None:
     _on_rank_zero_then_wait(write)
 
 
-def save_handler_files(handler: Any, directory: str) -> None:
+def save_handler_files(handler: Any, directory: str | os.PathLike[str]) -> None:
     """Write ``handler``'s state as a multi-file checkpoint: ``directory/<key>.pth`` per key of
     :func:`handler_checkpoint` plus a manifest (atomic as a whole; rank 0 writes, others wait).
 

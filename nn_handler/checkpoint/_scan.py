@@ -18,6 +18,7 @@ import os
 import pickletools
 import re
 import zipfile
+from typing import IO
 
 import torch
 
@@ -87,13 +88,20 @@ def allowed_global(name: str) -> bool:
     )
 
 
-_STRINGS = ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING")
+_STRINGS: tuple[str, ...] = (
+    "SHORT_BINUNICODE",
+    "BINUNICODE",
+    "BINUNICODE8",
+    "UNICODE",
+    "STRING",
+    "BINSTRING",
+)
 _STRINGS += ("SHORT_BINSTRING",)
 _PUTS = ("PUT", "BINPUT", "LONG_BINPUT")
 _GETS = ("GET", "BINGET", "LONG_BINGET")
 
 
-def globals_in(stream: io.BufferedIOBase) -> tuple[list[str], object]:
+def globals_in(stream: IO[bytes]) -> tuple[list[str], object]:
     """The globals one pickle on ``stream`` names, and its value when it is a bare int.
 
     Raises:
@@ -102,7 +110,7 @@ def globals_in(stream: io.BufferedIOBase) -> tuple[list[str], object]:
         ValueError: not a readable pickle.
     """
     names: list[str] = []
-    memo: dict[int, object] = {}
+    memo: dict[object, object] = {}  # keyed by the pickle's memo indices
     recent: list[object] = []  # values the last opcodes pushed, as far as they are strings
     value: object = None
     unreadable = ""  # raised once the whole pickle parsed (junk bytes are a damaged file)
@@ -170,7 +178,9 @@ def _check_zip(path: str) -> None:
             if entry.filename.endswith("data.pkl"):
                 with archive.open(entry) as stream:
                     try:
-                        names, _ = globals_in(io.BufferedReader(stream))
+                        # The zip entry is buffered, not raw (as typeshed asks): readinto is enough.
+                        buffered = io.BufferedReader(stream)  # type: ignore[type-var]
+                        names, _ = globals_in(buffered)
                     except NotOurs as err:
                         raise needs_code(path, f" ({err})") from None
                 _check_names(path, names)

@@ -41,10 +41,12 @@ def caller_level() -> int:
     """``stacklevel`` of the first frame outside nn_handler and Lightning (the user's call)."""
     import os
     import sys
+    import types
 
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     adapters = os.path.join(os.path.dirname(package), "adapters")
-    frame, level = sys._getframe(1), 1
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None:
         name = os.path.abspath(frame.f_code.co_filename)
         inside = name.startswith((package, adapters)) or f"{os.sep}lightning{os.sep}" in name

@@ -28,7 +28,11 @@ def check_cache_options(rdcc_nbytes: Any, rdcc_nslots: Any, rdcc_w0: Any) -> Non
     for name, value, low in (("rdcc_nbytes", rdcc_nbytes, 0), ("rdcc_nslots", rdcc_nslots, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-    if isinstance(rdcc_w0, bool) or not isinstance(rdcc_w0, numbers.Real) or not 0 <= rdcc_w0 <= 1:
+    if (
+        isinstance(rdcc_w0, bool)
+        or not isinstance(rdcc_w0, numbers.Real)
+        or not 0 <= float(rdcc_w0) <= 1
+    ):
         raise ValueError(f"rdcc_w0 must be a number in [0, 1], got {rdcc_w0!r}.")
 
 

@@ -70,7 +70,7 @@ class H5LazyDataset(Dataset):
         self.x_dtype = None if x_dtype is None else np.dtype(x_dtype)
         self.y_dtype = None if y_dtype is None else np.dtype(y_dtype)
         self.transform, self.target_transform = transform, target_transform
-        self._options = {
+        self._options: dict[str, Any] = {
             "rdcc_nbytes": rdcc_nbytes,
             "rdcc_nslots": rdcc_nslots,
             "rdcc_w0": rdcc_w0,

@@ -27,6 +27,8 @@ from ._h5 import check_cache_options, get_dataset, open_file
 __all__ = ["RankMemCachedH5Dataset", "EpochShuffleSampler"]
 
 _MODES = ("contiguous", "interleave")
+# numbers.Integral accepts NumPy integers too; int is listed for mypy, which sees no int as one.
+_INTEGERS = (int, numbers.Integral)
 
 
 def _check_split(total: Any, world_size: Any, rank: Any) -> None:
@@ -35,7 +37,7 @@ def _check_split(total: Any, world_size: Any, rank: Any) -> None:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
     if isinstance(rank, bool) or not isinstance(rank, numbers.Integral):
         raise ValueError(f"rank must be an int, got {rank!r}.")
-    if not 0 <= rank < world_size:
+    if not 0 <= int(rank) < int(world_size):
         raise ValueError(f"rank {rank} is outside [0, {world_size}).")
 
 
@@ -75,7 +77,7 @@ def _read_shard(dataset: Any, mode: str, start: int, end: int, rank: int, world:
     return dataset[rank : len(dataset) : world]
 
 
-def _to_tensor(array: np.ndarray, dtype: Any, argument: str, key: str) -> torch.Tensor:
+def _to_tensor(array: np.ndarray, dtype: Any, argument: str, key: str | None) -> torch.Tensor:
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     if array.dtype.kind not in "biufc":
@@ -149,7 +151,11 @@ class RankMemCachedH5Dataset(Dataset):
         self.x_key, self.y_key, self.mode = x_key, y_key, mode
         self.transform, self.target_transform = transform, target_transform
         self.rank, self.world_size = _rank_and_world()
-        options = {"rdcc_nbytes": rdcc_nbytes, "rdcc_nslots": rdcc_nslots, "rdcc_w0": rdcc_w0}
+        options: dict[str, Any] = {
+            "rdcc_nbytes": rdcc_nbytes,
+            "rdcc_nslots": rdcc_nslots,
+            "rdcc_w0": rdcc_w0,
+        }
         with open_file(self.path, swmr=swmr, **options) as file:
             xs = get_dataset(file, x_key, self.path, "x_key")
             ys = get_dataset(file, y_key, self.path, "y_key") if y_key is not None else None
@@ -227,16 +233,16 @@ class EpochShuffleSampler(Sampler[int]):
     rank_sharded = True
 
     def __init__(self, data_len: int, seed: int = 0, shuffle: bool = True):
-        if isinstance(data_len, bool) or not isinstance(data_len, numbers.Integral) or data_len < 0:
+        if isinstance(data_len, bool) or not isinstance(data_len, _INTEGERS) or data_len < 0:
             raise ValueError(f"data_len must be an int >= 0, got {data_len!r}.")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        if isinstance(seed, bool) or not isinstance(seed, _INTEGERS):
             raise ValueError(f"seed must be an int, got {seed!r}.")
         self.data_len, self.seed, self.shuffle = int(data_len), int(seed), bool(shuffle)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of ``epoch`` for the next iteration."""
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        if isinstance(epoch, bool) or not isinstance(epoch, _INTEGERS) or epoch < 0:
             raise ValueError(f"epoch must be an int >= 0, got {epoch!r}.")
         self.epoch = int(epoch)
 

@@ -90,7 +90,9 @@ def probability_flow_log_likelihood(
     if not t0 < t1:
         raise ValueError(f"t0 ({t0}) must be smaller than t1 ({t1}).")
 
-    def flow_and_divergence(t: float, x: torch.Tensor, probes: torch.Tensor):
+    def flow_and_divergence(
+        t: float, x: torch.Tensor, probes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             tv = time_vector(t, x)

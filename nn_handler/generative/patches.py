@@ -41,7 +41,9 @@ def _scaled(coords: torch.Tensor, size: int) -> torch.Tensor:
     return (coords / (size - 1) - 0.5) * 2
 
 
-def make_pos_grid(x0: int, y0: int, p: int, H: int, device: torch.device | str | None = None):
+def make_pos_grid(
+    x0: int, y0: int, p: int, H: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """The ``(1, 2, p, p)`` coordinate grid of the ``p``-square patch whose top-left pixel is
     column ``x0``, row ``y0`` of an image of side ``H``: channel 0 the column, channel 1 the row,
     each scaled from ``0 .. H - 1`` to ``[-1, 1]``."""
@@ -55,7 +57,7 @@ def patchify(
     patch_size: int,
     return_pos: bool = True,
     image_res: tuple[int, int] | None = None,
-):
+) -> Any:  # a tensor, or (tensor, tensor) with return_pos
     """One random ``patch_size``-square crop of each image, and its coordinate grid.
 
     Args:

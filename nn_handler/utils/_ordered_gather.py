@@ -8,7 +8,8 @@ cuts them into batches as the user's loader would have (its ``batch_size``, ``dr
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Sized
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -32,7 +33,7 @@ def batch_sizes(loader: DataLoader, n: int) -> list[int]:
 
 def shard_for_predict(loader: DataLoader, world_size: int, rank: int) -> DataLoader:
     """A loader over this rank's strided share of ``loader.dataset``, in dataset order."""
-    n = len(loader.dataset)
+    n = len(cast(Sized, loader.dataset))  # map-style: predict has taken its len already
     size = loader.batch_size or max(batch_sizes(loader, n) or [1])
     return DataLoader(
         loader.dataset,
@@ -92,6 +93,7 @@ def gather_predictions(
     dist.gather_object(payload, box, dst=0)
     if rank != 0:
         return None
+    assert box is not None  # rank 0 gathered every rank's part
     if not all(ok for ok, _, _ in box):
         warnings.warn(
             "predict under DDP: the model outputs are not tensors with a batch dimension, so "

@@ -124,7 +124,7 @@ def _first_host_from_slurm_nodelist(nodelist: str) -> str:
 
 def _rank_set(rank_or_ranks: int | Iterable[int]) -> frozenset[int]:
     single = isinstance(rank_or_ranks, numbers.Integral)
-    items = [rank_or_ranks] if single else rank_or_ranks
+    items: Any = [rank_or_ranks] if single else rank_or_ranks  # checked below
     if (
         isinstance(items, (str, bytes))
         or not isinstance(items, Iterable)
@@ -210,11 +210,15 @@ def _call_with_device(func: Callable, args: tuple, kwargs: dict, device: torch.d
     return func(*args, device=device, **kwargs)
 
 
-def _device_call(func: Callable, args: tuple, kwargs: dict, device: torch.device, pass_device):
+def _device_call(
+    func: Callable, args: tuple, kwargs: dict, device: torch.device, pass_device: bool
+) -> Any:
     return _call_with_device(func, args, kwargs, device) if pass_device else func(*args, **kwargs)
 
 
-def _device_worker(ref, args, kwargs, device: str, pass_device: bool) -> Any:
+def _device_worker(
+    ref: tuple[str, str] | bytes, args: tuple, kwargs: dict, device: str, pass_device: bool
+) -> Any:
     target = torch.device(device)
     if target.type == "cuda":
         torch.cuda.set_device(target)
@@ -298,7 +302,7 @@ def _run_on_devices(
             raise RuntimeError(f"{name} failed on cpu: {type(err).__name__}: {err}") from err
     ref = _reference(func)
     own = pool is None
-    pool = _spawn_pool(len(devices)) if own else pool
+    pool = pool if pool is not None else _spawn_pool(len(devices))
     results, errors = [], []
     try:
         futures = [
