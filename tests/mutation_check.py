@@ -267,8 +267,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="epoch-values-max",
-        file="adapters/steps/module.py",
-        edits=(('reduce(t, reduce_op="sum")', 'reduce(t, reduce_op="max")'),),
+        file="adapters/steps/collectives.py",
+        edits=(
+            (
+                "op=tdist.ReduceOp.SUM)\n        return tensor",
+                "op=tdist.ReduceOp.MAX)\n        return tensor",
+            ),
+        ),
         tests=(_TWO_RANKS,),
         bug="the epoch loss and metrics are reduced over ranks with max instead of sum",
     ),
@@ -783,6 +788,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         edits=(("        last = i == steps - 1", "        last = i == steps"),),
         tests=("tests/test_generative.py::test_the_last_step_adds_no_noise",),
         bug="`sample`'s last step adds noise: samples are not the denoised mean",
+    ),
+    # ------------------------------------------- collectives under DDP (issue 26, per-epoch cost)
+    Mutation(
+        name="sigterm-broadcast-per-step",
+        file="adapters/fit/interrupts.py",
+        edits=(
+            (
+                "                loop._broadcast_sigterm_tensor = _flag_never_set",
+                "                pass",
+            ),
+        ),
+        tests=(
+            "tests/test_interrupts.py::"
+            "test_lightnings_per_step_sigterm_broadcast_is_skipped_once_ours_handles_sigterm",
+        ),
+        bug="Lightning broadcasts its (never set) SIGTERM flag before every training step",
+    ),
+    Mutation(
+        name="reduce-with-barrier",
+        file="adapters/steps/collectives.py",
+        edits=(
+            (
+                "    if _direct(strategy):\n        tdist.all_reduce(tensor",
+                "    if False:\n        tdist.all_reduce(tensor",
+            ),
+        ),
+        tests=(f"{_TWO_RANKS}::test_the_epoch_reductions_are_one_all_reduce_each",),
+        bug="the epoch's values go through strategy.reduce: a barrier before the all-reduce",
     ),
 )
 

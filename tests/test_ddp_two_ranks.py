@@ -32,10 +32,35 @@ def _fails():
     raise KeyError("only rank 1 has it")
 
 
+class _Counting:
+    """Counts ``torch.distributed``'s barrier, all-reduce and broadcast calls while active."""
+
+    NAMES = ("all_reduce", "barrier", "broadcast")
+
+    def __init__(self, dist) -> None:
+        self.dist, self.calls, self.saved = dist, {}, {}
+
+    def __enter__(self) -> dict:
+        for name in self.NAMES:
+            original = self.saved[name] = getattr(self.dist, name)
+
+            def counted(*args, _name=name, _original=original, **kwargs):
+                self.calls[_name] = self.calls.get(_name, 0) + 1
+                return _original(*args, **kwargs)
+
+            setattr(self.dist, name, counted)
+        return self.calls
+
+    def __exit__(self, *exc) -> None:
+        for name, original in self.saved.items():
+            setattr(self.dist, name, original)
+
+
 def _checks(rank: int) -> dict:
     """Every collective under test, run on ``rank``; returns what this rank saw."""
     import torch.distributed as dist
     from lightning.pytorch.strategies import DDPStrategy
+    from nn_handler.adapters.steps.collectives import any_rank
     from nn_handler.adapters.steps.module import HandlerModule
     from torch import nn
 
@@ -75,7 +100,14 @@ def _checks(rank: int) -> dict:
     else:
         module.train_stats.add_loss(torch.tensor(5.0), 1)
         module.train_stats.add_metric("m", 0.9)
-    out["epoch_values"] = module.reduce_stage("train")
+    with _Counting(dist) as calls:
+        out["epoch_values"] = module.reduce_stage("train")
+    out["epoch_values_calls"] = calls
+    # The stop decision: rank 1 asks, both stop; one all-reduce (no barrier before it either).
+    strategy = DDPStrategy(parallel_devices=[torch.device("cpu")] * WORLD)
+    with _Counting(dist) as calls:
+        out["any_rank"] = any_rank(strategy, rank == 1)
+    out["any_rank_calls"] = calls
 
     # predict: each rank runs its strided share; rank 0 gets every output in dataset order.
     x = torch.arange(10, dtype=torch.float32).reshape(5, 2)
@@ -152,6 +184,14 @@ def test_broadcast_sends_the_source_ranks_data(ranks):
 def test_epoch_values_are_sample_weighted_over_ranks(ranks):
     for r in ranks:
         assert r["epoch_values"] == pytest.approx({"loss": 2.0, "m": 0.5})
+
+
+def test_the_epoch_reductions_are_one_all_reduce_each(ranks):
+    """Lightning's strategy.reduce would add a barrier before each (a second collective)."""
+    for r in ranks:
+        assert r["epoch_values_calls"] == {"all_reduce": 1}
+        assert r["any_rank"] is True  # rank 1 asked to stop: every rank stops
+        assert r["any_rank_calls"] == {"all_reduce": 1}
 
 
 def test_predict_gathers_every_rank_in_dataset_order_on_rank_zero(ranks):

@@ -89,3 +89,33 @@ def test_sigterm_during_train_exits_with_status_143(how):
     assert caught.value.code == SIGTERM_EXIT_STATUS == 143
     assert signal.getsignal(signal.SIGTERM) is previous  # Lightning's teardown restored it
     assert len(handler.train_losses) == (1 if how == "sigterm" else 3)
+
+
+def test_lightnings_per_step_sigterm_broadcast_is_skipped_once_ours_handles_sigterm(monkeypatch):
+    """Under DDP Lightning broadcasts its SIGTERM flag before every training step (a collective
+    and a host sync); with LeaveAloneOnSigterm's handler installed the flag cannot be set, and
+    the step start makes no collective even if it were."""
+    import lightning as L
+    import torch.distributed as dist
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from nn_handler.adapters.fit.interrupts import LeaveAloneOnSigterm
+
+    broadcasts = []
+    monkeypatch.setattr(dist, "broadcast", lambda *a, **k: broadcasts.append(a))
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    loop = trainer.fit_loop.epoch_loop
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        trainer._signal_connector.received_sigterm = True  # as Lightning's handler sets it
+        with pytest.raises(SIGTERMException):  # Lightning's own check: broadcast, then raise
+            loop._broadcast_sigterm_tensor()
+        assert len(broadcasts) == 1
+        LeaveAloneOnSigterm(rank=0).on_train_start(trainer, None)
+        assert signal.getsignal(signal.SIGTERM) is not previous  # ours handles SIGTERM now
+        loop._broadcast_sigterm_tensor()
+        assert len(broadcasts) == 1  # no collective, no exception
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,8 @@ plain Python gives them:
   signal handler, a collective the other ranks never join while they wait at a barrier, so the
   job hung until the collective timeout (30 minutes). The peers notice the missing rank at their
   next collective and fail, and torchrun, seeing a worker fail, stops the job and names the rank.
+  With that handler in place Lightning's SIGTERM flag is never set, so the broadcast of the flag
+  Lightning makes before every training step (a collective and a host sync per step) is skipped.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ class LeaveAloneOnSigterm(L.Callback):
     main thread, so ``finally`` blocks and ``atexit`` hooks run, and arms a watchdog
     (:mod:`faulthandler`'s C thread, which fires even while the main thread waits inside a
     collective) that ends the process with status 1 if leaving takes over
-    :data:`LEAVE_TIMEOUT_S` seconds.
+    :data:`LEAVE_TIMEOUT_S` seconds. Lightning's per-step broadcast of its SIGTERM flag, which
+    only that flag's handler could set, is then skipped.
 
     Args:
         rank: this process's global rank, named in the message.
@@ -97,6 +100,14 @@ class LeaveAloneOnSigterm(L.Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _leave_now(self.rank))
+            loop = trainer.fit_loop.epoch_loop
+            if hasattr(type(loop), "_broadcast_sigterm_tensor"):  # Lightning >= 2.6
+                loop._broadcast_sigterm_tensor = _flag_never_set
+
+
+def _flag_never_set() -> None:
+    """Lightning's step-start check of ``trainer.received_sigterm``, which only Lightning's own
+    SIGTERM handler sets: replaced by :func:`_leave_now`, nothing is left to broadcast."""
 
 
 def _leave_now(rank: int) -> Any:

@@ -19,6 +19,7 @@ from ..._state.run_state import RunState
 from ...enums import ModelType
 from ...history import History
 from ..fit.trainer_factory import mirror_step_counters
+from .collectives import any_rank, sum_over_ranks
 from .epoch_stats import EpochStats
 from .learning_rate import scale_learning_rate
 
@@ -266,7 +267,7 @@ class HandlerModule(L.LightningModule):
         self.__dict__["in_epoch"] = False  # the epoch's history is recorded: checkpoints hold it
         stop = bool(self.run_state.stop_requested)
         if self.trainer.world_size > 1:
-            stop = self.trainer.strategy.reduce_boolean_decision(stop, all=False)
+            stop = any_rank(self.trainer.strategy, stop)
         if stop:
             self.trainer.should_stop = True
 
@@ -290,7 +291,7 @@ class HandlerModule(L.LightningModule):
         if world > 1:
 
             def reducer(t: torch.Tensor) -> torch.Tensor:
-                return self.trainer.strategy.reduce(t, reduce_op="sum")
+                return sum_over_ranks(self.trainer.strategy, t)
 
         values = stats.reduce(self.device, reducer)
         for name, metric in cast("Iterable[tuple[str, Metric]]", tms.items()):
