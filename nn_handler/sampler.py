@@ -36,7 +36,6 @@ def _accept_both_load_forms(load: Any) -> Any:
             return load(self, **args[0])
         return load(self, *args, **kwargs)
 
-    wrapper._nn_handler_load_wrapper = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -58,11 +57,9 @@ class Sampler(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         load = cls.__dict__.get("load")
-        if (
-            inspect.isfunction(load)
-            and not getattr(load, "__isabstractmethod__", False)
-            and not getattr(load, "_nn_handler_load_wrapper", False)
-        ):
+        # A subclass that reuses a wrapped load (``load = Parent.load``) wraps it again: harmless,
+        # the signature read through ``__wrapped__`` is the same, so both layers agree.
+        if inspect.isfunction(load) and not getattr(load, "__isabstractmethod__", False):
             cls.load = _accept_both_load_forms(load)  # type: ignore[method-assign]  # wrapped
 
     @abstractmethod

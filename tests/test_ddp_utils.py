@@ -50,9 +50,8 @@ def test_public_names():
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_train_shards_honour_shuffle_and_keep_loader_options(shuffle):
     loader = DataLoader(_data(10), batch_size=3, shuffle=shuffle, drop_last=True)
-    sharded = shard_train_loader(loader, _dist(1), seed=7)
-    sampler = sharded.sampler
-    assert type(sampler) is DistributedSampler
+    sharded, sampler = shard_train_loader(loader, _dist(1), seed=7)
+    assert sampler is sharded.sampler and type(sampler) is DistributedSampler
     assert (sampler.shuffle, sampler.seed, sampler.num_replicas, sampler.rank) == (shuffle, 7, 2, 1)
     assert (sharded.batch_size, sharded.drop_last) == (3, True)
     if not shuffle:
@@ -61,15 +60,15 @@ def test_train_shards_honour_shuffle_and_keep_loader_options(shuffle):
 
 def test_train_loader_untouched_in_one_process_or_already_sharded():
     loader = DataLoader(_data(10), batch_size=3)
-    assert shard_train_loader(loader, DistEnv(), seed=0) is loader
+    assert shard_train_loader(loader, DistEnv(), seed=0) == (loader, None)
     own = DataLoader(_data(10), sampler=DistributedSampler(_data(10), num_replicas=2, rank=0))
-    assert shard_train_loader(own, _dist(0), seed=0) is own  # the user's own sharding
+    assert shard_train_loader(own, _dist(0), seed=0) == (own, None)  # the user's own sharding
 
 
 def test_train_loader_with_a_custom_sampler_is_wrapped_as_lightning_would():
     weighted = DataLoader(_data(10), sampler=WeightedRandomSampler([1.0] * 10, 10))
-    sharded = shard_train_loader(weighted, _dist(1), seed=3)
-    sampler = sharded.sampler
+    sharded, sampler = shard_train_loader(weighted, _dist(1), seed=3)
+    assert sampler is sharded.sampler
     assert isinstance(sampler, DistributedSampler) and type(sampler).__name__ == (
         "DistributedSamplerWrapper"
     )
@@ -219,6 +218,22 @@ def test_parallelize_on_gpus_runs_once_on_the_cpu():
     assert utils.parallelize_on_gpus(pass_device=False)(lambda: "no device")() == ["no device"]
     with pytest.warns(RuntimeWarning, match="runs once on the CPU"):
         assert utils.parallelize_on_gpus(num_gpus=2)(lambda device: device.type)() == ["cpu"]
+
+
+@utils.parallelize_on_gpus()
+def _filled(x, device):
+    return torch.full((2,), x, device=device)
+
+
+def test_a_gpu_worker_runs_the_decorated_function_itself_not_its_wrapper():
+    from nn_handler.utils import ddp
+
+    # What a worker process does with the reference it is sent (module, qualname): the name is
+    # the wrapper, which would fan out again; the worker must run the function under it.
+    ref = ddp._reference(_filled)
+    assert ref == (__name__, "_filled")
+    out = ddp._device_worker(ref, (3.0,), {}, "cpu", True)
+    assert isinstance(out, torch.Tensor) and out.tolist() == [3.0, 3.0]  # the wrapper gives a list
 
 
 def test_the_ddp_example_runs_in_one_process(tmp_path, capsys, monkeypatch):

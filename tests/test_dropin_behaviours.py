@@ -173,10 +173,18 @@ def test_validation_shards_are_unpadded_and_a_late_seed_reaches_the_sampler(monk
     val = [make_slot(_data(5), {"batch_size": 2}, "val", dist=_rank(r)).loader for r in (0, 1)]
     assert [len(v.sampler) for v in val] == [3, 2]  # 5 samples: none repeated
     assert all(isinstance(v.sampler, DistributedSampler) and not v.sampler.shuffle for v in val)
-    train = make_slot(_data(8), {"shuffle": True}, "train", dist=_rank(0)).loader
-    assert train.sampler.seed == 0
-    use_shuffle_seed(train, 123)  # handler.seed set after set_train_loader, used at train()
-    assert train.sampler.seed == 123
+    slot = make_slot(_data(8), {"shuffle": True}, "train", dist=_rank(0))
+    assert slot.loader.sampler.seed == 0
+    use_shuffle_seed(slot, 123)  # handler.seed set after set_train_loader, used at train()
+    assert slot.loader.sampler.seed == 123
+
+
+def test_a_late_seed_leaves_the_users_own_distributed_sampler_alone():
+    own = DistributedSampler(_data(8), num_replicas=2, rank=0, seed=9)
+    slot = make_slot(DataLoader(_data(8), sampler=own), {}, "train", dist=_rank(0))
+    assert slot.loader.sampler is own and slot.shard_sampler is None
+    use_shuffle_seed(slot, 123)
+    assert own.seed == 9  # the user chose it; only samplers nn_handler put on a loader follow
 
 
 def test_one_process_loaders_are_left_as_they_are():
@@ -199,6 +207,22 @@ def test_logger_is_none_only_off_rank_zero(monkeypatch):
     assert isinstance(handler.logger, logging.Logger)
     monkeypatch.setattr(handler.runtime, "dist", DistEnv(distributed=True, rank=1, world_size=2))
     assert handler.logger is None  # the two-process run checks this for real
+
+
+def test_callbacks_and_state_files_read_the_rank_from_the_handlers_runtime(
+    monkeypatch, tmp_path, caplog
+):
+    from nn_handler.callbacks._common import is_rank_zero
+    from nn_handler.checkpointing import save_single_file
+
+    handler = NNHandler(TinyNet)
+    assert is_rank_zero(handler)
+    monkeypatch.setattr(handler.runtime, "dist", DistEnv(distributed=True, rank=1, world_size=2))
+    assert not is_rank_zero(handler)
+    with caplog.at_level(logging.INFO, logger="nn_handler.checkpointing"):
+        save_single_file(handler, {"step": 3}, str(tmp_path / "state.pth"))
+    assert f"Rank 1: saved the state to {tmp_path / 'state.pth'}." in caplog.messages
+    assert torch.load(tmp_path / "state.pth", weights_only=True) == {"step": 3}
 
 
 def test_history_groups_the_four_history_properties(cls_data):

@@ -131,6 +131,15 @@ def test_load_accepts_the_state_positionally_or_as_keywords():
     assert keywords.load(mean=3.0) is keywords and keywords.mean == 3.0
 
 
+def test_a_subclass_reusing_its_parents_load_accepts_both_forms_too():
+    class Reused(KwargsStateSampler):
+        load = KwargsStateSampler.load  # already wrapped once: wrapped again, same behaviour
+
+    sampler = Reused()
+    assert sampler.load({"mean": 2.0}) is sampler and sampler.mean == 2.0
+    assert sampler.load(mean=5.0) is sampler and sampler.mean == 5.0
+
+
 def test_a_keyword_load_sampler_round_trips_through_a_checkpoint():
     handler = NNHandler(Decoder)
     handler.set_sampler(KwargsStateSampler, mean=1.0)

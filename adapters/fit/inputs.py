@@ -125,7 +125,7 @@ def loaders(setup: Setup, validate: bool, distributed: bool = False) -> tuple[An
     train = setup.train_data.loader
     if _saves_inside_epochs(setup):
         train = stateful_loader(setup.train_data, distributed)
-    use_shuffle_seed(train, setup.seed)  # the seed may have been set after set_train_loader
+    use_shuffle_seed(setup.train_data, setup.seed)  # the seed may be set after set_train_loader
     return train, setup.val_data.loader if validate and setup.val_data is not None else None
 
 

@@ -125,7 +125,7 @@ def process_loaders(setup: Setup, runtime: Runtime, validate: bool) -> tuple[Any
     train, val = loaders(setup, validate, runtime.dist.distributed)
     dist = runtime.dist
     if dist.source == "lightning":
-        train = shard_train_loader(train, dist, shuffle_seed(setup.seed))
+        train, _ = shard_train_loader(train, dist, shuffle_seed(setup.seed))
         val = shard_val_loader(val, dist) if val is not None else None
     return train, val
 

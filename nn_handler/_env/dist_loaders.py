@@ -111,17 +111,21 @@ def _rebuild(loader: DataLoader, sampler: Any, stage: str) -> DataLoader:
     return _update_dataloader(loader, sampler, mode=mode)
 
 
-def shard_train_loader(loader: Any, dist: DistEnv, seed: int) -> Any:
-    """``loader`` reading this rank's shard of the training data.
+def shard_train_loader(
+    loader: Any, dist: DistEnv, seed: int
+) -> tuple[Any, DistributedSampler | None]:
+    """``loader`` reading this rank's shard of the training data, and the sampler put on it.
 
     A plain loader gets a ``DistributedSampler`` shuffling only if the loader shuffled (with
     ``seed``, identical on every rank). A loader with its own sampler gets Lightning's
-    ``DistributedSamplerWrapper`` around it (shuffled, as Lightning itself would wrap it).
+    ``DistributedSamplerWrapper`` around it (shuffled, as Lightning itself would wrap it). The
+    second item is that new sampler (whose ``seed`` the caller may set later), or ``None`` when the
+    loader was left as it was or reads rank-local data.
     """
     if not dist.distributed or _keep_as_is(loader):
-        return loader
+        return loader, None
     if _rank_local(loader):
-        return _keep_rank_local(loader, "train")
+        return _keep_rank_local(loader, "train"), None
     kwargs: dict[str, Any] = {"num_replicas": dist.world_size, "rank": dist.rank, "seed": seed}
     if isinstance(loader.sampler, (RandomSampler, SequentialSampler)):
         shuffle = isinstance(loader.sampler, RandomSampler)
@@ -130,8 +134,7 @@ def shard_train_loader(loader: Any, dist: DistEnv, seed: int) -> Any:
         from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
         sampler = DistributedSamplerWrapper(loader.sampler, shuffle=True, **kwargs)
-    sampler._nn_handler_shard = True  # its seed follows the handler's seed at train()
-    return _rebuild(loader, sampler, "train")
+    return _rebuild(loader, sampler, "train"), sampler
 
 
 def shard_val_loader(loader: Any, dist: DistEnv) -> Any:

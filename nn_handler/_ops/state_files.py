@@ -37,7 +37,8 @@ def _logger(nn_handler: Any) -> logging.Logger:
 
 
 def _rank(nn_handler: Any) -> int:
-    return int(getattr(nn_handler, "_rank", 0) or 0)
+    """The rank named in log lines: the handler's (``runtime.dist``), 0 without a handler."""
+    return int(nn_handler.runtime.dist.rank) if nn_handler is not None else 0
 
 
 def _check_path(path: Any) -> str:

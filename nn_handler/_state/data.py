@@ -41,6 +41,9 @@ class DataSlot:
     stateful: Any = None
     #: ``loader`` is the user's own object (not built from ``dataset`` and ``loader_kwargs``).
     given_loader: bool = False
+    #: The ``DistributedSampler`` put on ``loader`` when it was sharded for DDP training: its
+    #: seed follows the handler's seed at ``train()`` (see :func:`use_shuffle_seed`).
+    shard_sampler: DistributedSampler | None = None
 
 
 def _is_stateful(loader: Any) -> bool:
@@ -107,17 +110,18 @@ def shuffle_seed(seed: int | None) -> int:
     return int(seed) if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
 
 
-def use_shuffle_seed(loader: Any, seed: int | None) -> None:
-    """Give a sharded training loader the shuffle seed known at ``train()`` time."""
-    sampler = getattr(loader, "sampler", None)
-    if isinstance(sampler, DistributedSampler) and getattr(sampler, "_nn_handler_shard", False):
-        sampler.seed = shuffle_seed(seed)
+def use_shuffle_seed(slot: DataSlot, seed: int | None) -> None:
+    """Give the sampler that sharded ``slot``'s training loader the seed known at ``train()``."""
+    if slot.shard_sampler is not None:
+        slot.shard_sampler.seed = shuffle_seed(seed)
 
 
-def _shard(loader: DataLoader, role: str, dist: DistEnv, seed: int | None) -> DataLoader:
+def _shard(
+    loader: DataLoader, role: str, dist: DistEnv, seed: int | None
+) -> tuple[DataLoader, DistributedSampler | None]:
     if role == "train":
         return shard_train_loader(loader, dist, shuffle_seed(seed))
-    return shard_val_loader(loader, dist)
+    return shard_val_loader(loader, dist), None
 
 
 def make_slot(
@@ -146,8 +150,10 @@ def make_slot(
                 f"set_{role}_loader(dataloader_type={dataloader_type.name}) builds its own "
                 "DataLoader: pass the Dataset and the loader kwargs, not a DataLoader."
             )
-        loader = _shard(dataset, role, shard_env, seed) if shard_env is not None else dataset
-        return DataSlot(dataset.dataset, {}, loader, given_loader=True)
+        loader, sampler = dataset, None
+        if shard_env is not None:
+            loader, sampler = _shard(dataset, role, shard_env, seed)
+        return DataSlot(dataset.dataset, {}, loader, given_loader=True, shard_sampler=sampler)
     if not isinstance(dataset, Dataset) and not hasattr(dataset, "__getitem__"):
         raise TypeError(
             f"set_{role}_loader expects a torch Dataset (or a DataLoader), got "
@@ -157,9 +163,10 @@ def make_slot(
         loader = build_loader(dataset, loader_kwargs, dataloader_type)
     except TypeError as err:
         raise TypeError(f"Invalid DataLoader arguments for the {role} loader: {err}") from err
+    sampler = None
     if shard_env is not None:
-        loader = _shard(loader, role, shard_env, seed)
-    return DataSlot(dataset, dict(loader_kwargs), loader, dataloader_type)
+        loader, sampler = _shard(loader, role, shard_env, seed)
+    return DataSlot(dataset, dict(loader_kwargs), loader, dataloader_type, shard_sampler=sampler)
 
 
 def require_batches(loader: Any, role: str) -> None:

@@ -30,13 +30,16 @@ def positive_int(owner: str, name: str, value: Any, minimum: int = 1) -> int:
 
 
 def is_rank_zero(handler: Any) -> bool:
-    """True on the process that writes files and prints (rank 0, or the only process)."""
-    rank: Any = getattr(handler, "_rank", None) if handler is not None else None
-    if rank is None:
-        from lightning.fabric.utilities.rank_zero import rank_zero_only
+    """True on the process that writes files and prints (rank 0, or the only process).
 
-        rank = getattr(rank_zero_only, "rank", 0)
-    return int(rank) == 0
+    The rank is the handler's (``handler.runtime.dist``); a callback not attached to a handler
+    asks Lightning, which knows it inside a fit.
+    """
+    if handler is not None:
+        return int(handler.runtime.dist.rank) == 0
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0)) == 0
 
 
 def bare_module(handler: Any) -> torch.nn.Module:

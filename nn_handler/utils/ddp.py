@@ -12,6 +12,7 @@ import inspect
 import numbers
 import pickle
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
@@ -179,6 +180,11 @@ def on_rank(rank_or_ranks: int | Iterable[int], barrier: bool = False) -> Callab
 
 # ------------------------------------------------------------------ parallelize_on_gpus
 
+#: ``wrapper -> function`` for every :func:`parallelize_on_gpus` wrapper made in this process: a
+#: worker that imports the decorated name finds the function to run (not the wrapper, which would
+#: spawn workers again). Filled again in each worker when its import runs the decorator.
+_PARALLEL_WRAPPERS: weakref.WeakKeyDictionary[Callable, Callable] = weakref.WeakKeyDictionary()
+
 
 def _resolve(ref: tuple[str, str] | bytes) -> Callable:
     """The user's function in a worker: by import path (unwrapping our decorator) or pickled."""
@@ -188,8 +194,8 @@ def _resolve(ref: tuple[str, str] | bytes) -> Callable:
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
         obj = getattr(obj, part)
-    while getattr(obj, "_nn_handler_parallel", False):
-        obj = obj.__wrapped__
+    while obj in _PARALLEL_WRAPPERS:
+        obj = _PARALLEL_WRAPPERS[obj]
     return obj
 
 
@@ -340,7 +346,7 @@ def parallelize_on_gpus(num_gpus: int | None = None, pass_device: bool = True) -
             devices = _target_devices(num_gpus, func.__qualname__)
             return _run_on_devices(func, args, kwargs, devices, pass_device)
 
-        wrapper._nn_handler_parallel = True  # type: ignore[attr-defined]
+        _PARALLEL_WRAPPERS[wrapper] = func
         return wrapper
 
     return decorator
