@@ -59,6 +59,9 @@ class Mutation:
 _RESUME = "tests/test_checkpoint_resume.py"
 _EMA = "tests/test_ema.py"
 _TWO_RANKS = "tests/test_ddp_two_ranks.py"
+_FORK_GUARD = (
+    "tests/test_fork_guard.py::test_after_train_a_fork_waits_for_the_lock_and_the_child_runs"
+)
 _CALLBACKS = "tests/test_callbacks.py"
 _LAUNCHER_PARTS = "tests/test_launcher_parts.py"
 _CHUNKED = "tests/test_chunked_steps.py"
@@ -816,6 +819,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
         tests=(f"{_TWO_RANKS}::test_the_epoch_reductions_are_one_all_reduce_each",),
         bug="the epoch's values go through strategy.reduce: a barrier before the all-reduce",
+    ),
+    Mutation(
+        name="fork-guard-not-installed",
+        file="adapters/fit/run.py",
+        edits=(("    install_fork_guard()  # loader", "    None  # loader"),),
+        tests=(_FORK_GUARD,),
+        bug="train() leaves forks unguarded: a loader worker forked after a collective can hang",
+    ),
+    Mutation(
+        name="fork-guard-does-not-wait",
+        file="nn_handler/_env/fork_guard.py",
+        edits=(("    sys._current_frames()\n", "    pass\n"),),
+        tests=(_FORK_GUARD,),
+        bug="the before-fork hook returns without waiting for the thread-registry lock",
     ),
 )
 

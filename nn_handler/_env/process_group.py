@@ -16,9 +16,10 @@ destroyed and replaced) already.
 live on while anything references it (the DDP reducer of a finished run, often from a reference
 cycle). Two things then go wrong at exit, each seen on about 1 run in 10 of the DDP example:
 
-- a worker thread drops the last collective's tensors a moment after the collective returned; if
-  their Python objects are already gone it needs the GIL, and during interpreter finalization a
-  thread that takes the GIL is ended, which aborts the process (``terminate called``);
+- a worker thread drops the last collective's tensors a moment after the collective returned and
+  needs the GIL for it (their Python objects lose a reference), and during interpreter
+  finalization a thread that takes the GIL is ended, which aborts the process (``terminate
+  called``);
 - if the collector frees the reducer while that worker waits for the GIL, the group's destructor
   (run with the GIL held) waits for the worker forever.
 
@@ -45,6 +46,7 @@ from typing import Any
 import torch
 
 from .dist_env import DistEnv
+from .fork_guard import install_fork_guard
 from .slurm_hosts import first_host
 
 __all__ = [
@@ -213,6 +215,7 @@ def ensure_process_group(
     """
     if not dist.distributed:
         return
+    install_fork_guard()  # the group's worker threads race with forks (see fork_guard)
     import torch.distributed as tdist
 
     if tdist.is_initialized():
