@@ -11,8 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._env.fork_guard import install_fork_guard as _install_fork_guard
 from ._version import __version__
 from .callbacks import __all__ as _callbacks_all
+
+# Loader workers are forked while backend threads enter Python: see nn_handler/_env/fork_guard.py.
+_install_fork_guard()
 
 _EXPORTS: dict[str, str] = {
     "NNHandler": ".handler",

@@ -59,9 +59,7 @@ class Mutation:
 _RESUME = "tests/test_checkpoint_resume.py"
 _EMA = "tests/test_ema.py"
 _TWO_RANKS = "tests/test_ddp_two_ranks.py"
-_FORK_GUARD = (
-    "tests/test_fork_guard.py::test_after_train_a_fork_waits_for_the_lock_and_the_child_runs"
-)
+_FORK_GUARD = "tests/test_fork_guard.py::test_with_nn_handler_imported_a_fork_waits_for_the_lock"
 _CALLBACKS = "tests/test_callbacks.py"
 _LAUNCHER_PARTS = "tests/test_launcher_parts.py"
 _CHUNKED = "tests/test_chunked_steps.py"
@@ -822,10 +820,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         name="fork-guard-not-installed",
-        file="adapters/fit/run.py",
-        edits=(("    install_fork_guard()  # loader", "    None  # loader"),),
+        file="nn_handler/__init__.py",
+        edits=(("\n_install_fork_guard()\n", "\n"),),
         tests=(_FORK_GUARD,),
-        bug="train() leaves forks unguarded: a loader worker forked after a collective can hang",
+        bug="importing nn_handler leaves forks unguarded: a worker forked after a collective hangs",
     ),
     Mutation(
         name="fork-guard-does-not-wait",

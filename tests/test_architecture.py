@@ -69,6 +69,7 @@ LEAVES: frozenset[str] = frozenset(
         "nn_handler._env.dist_env",
         "nn_handler._env.devices",
         "nn_handler._env.slurm_hosts",
+        "nn_handler._env.fork_guard",
         "nn_handler._env.seeding",
         # the value objects the codecs read
         "nn_handler._state.placeholders",

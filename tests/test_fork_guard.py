@@ -1,7 +1,7 @@
 """A fork while another thread holds the interpreter's thread-registry lock (CPython gh-112275):
-the child hangs without nn_handler's fork guard; after ``train()`` the fork waits for the lock and
-the child runs. The lock is the real one, taken by a native thread as gloo's worker threads take it
-(see nn_handler/_env/fork_guard.py and tests/ddp_scripts/fork_registry_job.py)."""
+the child hangs without nn_handler's fork guard; once nn_handler is imported the fork waits for
+the lock and the child runs. The lock is the real one, taken by a native thread as gloo's worker
+threads take it (see nn_handler/_env/fork_guard.py and tests/ddp_scripts/fork_registry_job.py)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,9 @@ def test_without_the_guard_a_child_forked_while_the_lock_is_held_hangs(tmp_path)
     assert report["child_exited_0"] is False  # ... and its child never got to run
 
 
-def test_after_train_a_fork_waits_for_the_lock_and_the_child_runs(tmp_path):
-    report = run_job(tmp_path, "train")
+@pytest.mark.parametrize("mode", ["import", "train"])
+def test_with_nn_handler_imported_a_fork_waits_for_the_lock(tmp_path, mode):
+    report = run_job(tmp_path, mode)
     assert report["child_exited_0"] is True
     if AFFECTED:  # the guard waited until the native thread released the lock
         assert report["fork_s"] >= report["hold_s"] * 0.9

@@ -102,6 +102,7 @@ def test_a_small_module_inside_a_package_runs_none_of_its_siblings():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [
         "nn_handler",
         "nn_handler._env",
+        "nn_handler._env.fork_guard",
         "nn_handler._env.tempfiles",
         "nn_handler._version",
         "nn_handler.callbacks",

@@ -12,7 +12,6 @@ from typing import Any
 
 import lightning as L
 
-from ..._env.fork_guard import install_fork_guard
 from ..._state.run_state import RunState
 from ..._state.runtime import Runtime
 from ..._state.setup import Setup
@@ -59,7 +58,6 @@ def check_ready(setup: Setup, runtime: Runtime, epochs: Any, options: TrainOptio
 
 def run(setup: Setup, state: RunState, runtime: Runtime, epochs: int) -> None:
     """Run ``epochs`` more epochs of training (``check_ready`` has passed)."""
-    install_fork_guard()  # loader workers are forked while backend threads enter Python
     options = setup.training
     state.ensure_ema(runtime.module, options.ema_decay, runtime.device)
     apply_loader_rng(setup, state)

@@ -11,12 +11,14 @@ the epoch's reductions), so a DDP run hung now and then at an epoch start until 
 collectives timed out: once in about 500 forks that follow a collective on a busy 2-core
 machine.
 
-:func:`install_fork_guard` registers a ``before`` fork hook that waits until no thread holds the
-lock (:func:`sys._current_frames` takes and releases it). The forking thread holds the GIL while it
-waits; a native thread holds the lock only while it registers or removes its thread state and never
-waits for the GIL meanwhile, so the wait is short and cannot deadlock. It closes the common case, a
-holder descheduled inside its few instructions under the lock, and leaves only a thread that takes
-the lock during the fork system call itself (none in 12000 forks after collectives; 23 without it).
+``import nn_handler`` calls :func:`install_fork_guard`, so a user's own DDP loop with
+nn_handler's datasets is covered as well as ``train()``. It registers a ``before`` fork hook that
+waits until no thread holds the lock (:func:`sys._current_frames` takes and releases it). The
+forking thread holds the GIL while it waits; a native thread holds the lock only while it
+registers or removes its thread state and never waits for the GIL meanwhile, so the wait is short
+and cannot deadlock. It closes the common case, a holder descheduled inside its few instructions
+under the lock, and leaves only a thread that takes the lock during the fork system call itself
+(none in 12000 forks after collectives; 23 without it).
 """
 
 from __future__ import annotations

@@ -46,7 +46,6 @@ from typing import Any
 import torch
 
 from .dist_env import DistEnv
-from .fork_guard import install_fork_guard
 from .slurm_hosts import first_host
 
 __all__ = [
@@ -215,7 +214,6 @@ def ensure_process_group(
     """
     if not dist.distributed:
         return
-    install_fork_guard()  # the group's worker threads race with forks (see fork_guard)
     import torch.distributed as tdist
 
     if tdist.is_initialized():

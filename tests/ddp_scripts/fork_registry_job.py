@@ -1,8 +1,9 @@
 """Fork while a native thread holds the interpreter's thread-registry lock (CPython gh-112275).
 
 Usage: python fork_registry_job.py OUT MODE, MODE one of
-  bare   - fork with no guard;
-  train  - first run NNHandler.train for one epoch (which installs nn_handler's fork guard).
+  bare   - fork with no guard (nn_handler is not imported);
+  import - ``import nn_handler`` first (which installs its fork guard);
+  train  - first run NNHandler.train for one epoch, from ``nn_handler`` as users import it.
 
 A native thread (no Python in it) takes the registry lock, as gloo's worker threads do when they
 enter Python after a collective; a native timer thread releases it HOLD_S seconds later. The main
@@ -93,7 +94,9 @@ def train_one_epoch() -> None:
 
 def main() -> None:
     out, mode = Path(sys.argv[1]), sys.argv[2]
-    if mode == "train":
+    if mode == "import":
+        import nn_handler  # noqa: F401
+    elif mode == "train":
         train_one_epoch()
     lock = registry_lock()
     hold_then_release(lock, HOLD_S)

@@ -36,10 +36,8 @@ def _child(reply: multiprocessing.Queue, done: multiprocessing.synchronize.Event
 def rank_main(forks: int, guard: bool) -> None:
     import torch.distributed as dist
 
-    from nn_handler._env.fork_guard import install_fork_guard
-
     if guard:
-        install_fork_guard()
+        import nn_handler  # noqa: F401 - installs the fork guard
     dist.init_process_group("gloo")
     ctx = multiprocessing.get_context("fork")
     hung = 0
