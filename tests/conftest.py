@@ -50,11 +50,11 @@ def _no_leftover_log_handlers():
 
 
 def _named_loggers() -> list[tuple[str, logging.Logger]]:
-    return [
-        (name, lg)
-        for name, lg in list(logging.Logger.manager.loggerDict.items())
-        if isinstance(lg, logging.Logger)
-    ]
+    # dict.copy() runs no Python code; list(d.items()) allocates a tuple per entry, which can start
+    # a collection whose finalizers (or a thread switch) add a logger mid-iteration: a CI run
+    # failed with "dictionary changed size during iteration" here.
+    loggers = logging.Logger.manager.loggerDict.copy()
+    return [(name, lg) for name, lg in loggers.items() if isinstance(lg, logging.Logger)]
 
 
 @pytest.fixture
