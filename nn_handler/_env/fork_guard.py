@@ -35,22 +35,16 @@ AFFECTED = sys.version_info < (3, 12)
 _installed = False
 
 
-def install_fork_guard() -> bool:
+def install_fork_guard() -> None:
     """Make every later ``fork`` of this process wait until the thread registry is free.
 
     Idempotent; a no-op on interpreters without the bug and on platforms without ``fork``.
-
-    Returns:
-        True if the guard is in place after the call.
     """
     global _installed
-    if _installed:
-        return True
-    if not AFFECTED or not hasattr(os, "register_at_fork"):
-        return False
+    if _installed or not AFFECTED or not hasattr(os, "register_at_fork"):
+        return
     os.register_at_fork(before=_wait_for_thread_registry)
     _installed = True
-    return True
 
 
 def _wait_for_thread_registry() -> None:

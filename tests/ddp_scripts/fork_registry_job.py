@@ -79,25 +79,14 @@ def hold_then_release(lock: int, seconds: float) -> None:
     assert libc.timer_settime(timer, 0, ctypes.byref(spec), None) == 0
 
 
-def train_one_epoch() -> None:
-    import torch
-    from torch.utils.data import TensorDataset
-
-    from nn_handler import NNHandler
-
-    handler = NNHandler(torch.nn.Linear, device="cpu", in_features=2, out_features=1)
-    handler.set_train_loader(TensorDataset(torch.randn(8, 2), torch.randn(8, 1)), batch_size=4)
-    handler.set_optimizer(torch.optim.SGD, lr=0.01)
-    handler.set_loss_fn(torch.nn.functional.mse_loss)
-    handler.train(1, progress_bar=False)
-
-
 def main() -> None:
     out, mode = Path(sys.argv[1]), sys.argv[2]
     if mode == "import":
         import nn_handler  # noqa: F401
     elif mode == "train":
-        train_one_epoch()
+        from common import build  # the DDP jobs' setup, here on one process
+
+        build(use_distributed=False, batch_size=8).train(1, progress_bar=False)
     lock = registry_lock()
     hold_then_release(lock, HOLD_S)
     start = time.monotonic()
